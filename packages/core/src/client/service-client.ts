@@ -1,0 +1,111 @@
+import { type Call, compose, type Interceptor, type Invoke, type MethodRef, type Reply } from "../call/call.js";
+import type { Directory } from "../cluster/directory.js";
+import type { FaultTolerance } from "../cluster/fault-tolerance/fault-tolerance.js";
+import { addressOf } from "./connection-pool.js";
+import type { ConnectionPool } from "./connection-pool.js";
+import type { LoadBalancer } from "../cluster/load-balancers/load-balancer.js";
+import type { ServiceDefinition } from "../contract/define-service.js";
+import { badOption, FarcallError, type Metadata } from "../errors/farcall-error.js";
+import { encodeRoute } from "../protocol/binary/frame-encoder.js";
+import type { Endpoint } from "../registry/endpoint.js";
+import { type CallOptions, type Stub, stubFactory } from "./stub.js";
+
+/** Per-service settings of a client, resolved by the application. */
+export interface ServiceClientOptions {
+  readonly directory: Directory;
+  readonly pool: ConnectionPool;
+  readonly loadBalancer: LoadBalancer;
+  readonly faultTolerance: FaultTolerance;
+  /** Run once per call, before the provider is picked (outermost first). */
+  readonly interceptors: readonly Interceptor[];
+  /** Run once per attempt, after the pick (outermost first). */
+  readonly attemptInterceptors: readonly Interceptor[];
+  /** Deadline in ms when neither the call nor the definition sets one; 0 for none. */
+  readonly timeoutMs: number;
+  /** How long, in ms, a first call waits for the registry's first list of providers. */
+  readonly discoveryTimeoutMs: number;
+}
+
+const noMetadata: Metadata = Object.freeze({});
+const noneTried: readonly string[] = Object.freeze([]);
+
+function valueOf(reply: Reply): unknown {
+  return reply.value;
+}
+
+/**
+ * Builds the stub of one service: per method, the chain interceptors → fault tolerance → pick →
+ * attempt interceptors → connection, assembled once at construction.
+ */
+export function createStub<T>(definition: ServiceDefinition<T>, options: ServiceClientOptions): Stub<T> {
+  const invokers = new Map<string, { ref: MethodRef; invoke: Invoke; timeoutMs: number }>();
+  for (const method of definition.methods.values()) {
+    const ref: MethodRef = Object.freeze({
+      service: definition.name,
+      version: definition.version,
+      group: definition.group,
+      method: method.name,
+      idempotent: method.idempotent,
+      oneway: method.oneway,
+    });
+    const route = encodeRoute(definition.name, definition.version, definition.group, method.name);
+    const attempt = compose(options.attemptInterceptors, (call) => send(call, route, options));
+    const perCall = compose(options.interceptors, (call) => options.faultTolerance(call, attempt));
+    invokers.set(method.name, { ref, invoke: perCall, timeoutMs: method.timeoutMs ?? options.timeoutMs });
+  }
+  const build = (callOptions: CallOptions): Stub<T> => {
+    if (callOptions.timeoutMs !== undefined && !(callOptions.timeoutMs > 0)) badOption("timeoutMs", "must be a positive number of milliseconds");
+    const stub: Record<string | symbol, unknown> = Object.create(null) as Record<string | symbol, unknown>;
+    const metadata = callOptions.metadata ?? noMetadata;
+    const signal = callOptions.signal;
+    for (const [name, { ref, invoke, timeoutMs: methodTimeout }] of invokers) {
+      const timeoutMs = callOptions.timeoutMs ?? methodTimeout;
+      stub[name] = (...args: unknown[]): Promise<unknown> => {
+        const call: Call = {
+          ref,
+          args,
+          metadata,
+          deadline: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity,
+          signal,
+          attempt: 0,
+          tried: noneTried,
+        };
+        return invoke(call).then(valueOf);
+      };
+    }
+    stub[stubFactory] = build;
+    return Object.freeze(stub) as unknown as Stub<T>;
+  };
+  return build({});
+}
+
+function send(call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
+  const now = Date.now();
+  let endpoints = options.directory.current(now);
+  if (call.tried.length > 0) endpoints = endpoints.filter((e) => !call.tried.includes(addressOf(e)));
+  const endpoint = options.loadBalancer.pick(endpoints, call, now);
+  if (endpoint === undefined) {
+    if (!options.directory.received) return options.directory.whenReceived(options.discoveryTimeoutMs).then(() => sendPicked(call, route, options));
+    return Promise.reject(noProvider(call));
+  }
+  const connection = options.pool.ready(endpoint);
+  if (connection !== undefined) return connection.invoke(call, route);
+  return acquireAndInvoke(endpoint, call, route, options);
+}
+
+async function acquireAndInvoke(endpoint: Endpoint, call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
+  const connection = await options.pool.acquire(endpoint);
+  return connection.invoke(call, route);
+}
+
+function sendPicked(call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
+  const now = Date.now();
+  const endpoint = options.loadBalancer.pick(options.directory.current(now), call, now);
+  if (endpoint === undefined) return Promise.reject(noProvider(call));
+  return acquireAndInvoke(endpoint, call, route, options);
+}
+
+function noProvider(call: Call): FarcallError {
+  const { service, version, group } = call.ref;
+  return new FarcallError("unavailable", `no available provider of ${service}:${version}${group ? ` (group ${group})` : ""}`, { sent: false });
+}

@@ -1,0 +1,50 @@
+import type { Call, Invoke, Reply } from "../../call/call.js";
+import { badOption, FarcallError } from "../../errors/farcall-error.js";
+import type { FaultTolerance } from "./fault-tolerance.js";
+
+/** Options of {@link failover}. */
+export interface FailoverOptions {
+  /** Extra attempts after the first, each on a provider not tried yet. Default 2. */
+  readonly retries?: number;
+}
+
+/**
+ * Retries a failed attempt on another provider when it is safe: the error is `unavailable` (the
+ * provider went away or is closing) or `resource_exhausted` from the connection, and either the
+ * method is idempotent or the request never left this process (`sent: false`). A timeout is retried
+ * only for idempotent methods and only while the call's deadline has not passed; `application`
+ * errors are never retried. The original deadline is never extended.
+ */
+export function failover(options: FailoverOptions = {}): FaultTolerance {
+  const retries = options.retries ?? 2;
+  if (!Number.isInteger(retries) || retries < 0 || retries > 10) badOption("retries", "must be an integer in 0..10");
+  return async (call: Call, attempt: Invoke): Promise<Reply> => {
+    let current = call;
+    for (;;) {
+      try {
+        return await attempt(current);
+      } catch (error) {
+        if (!(error instanceof FarcallError) || current.attempt >= retries || !retryable(error, current)) throw error;
+        const tried = error.details["address"];
+        current = { ...current, attempt: current.attempt + 1, tried: typeof tried === "string" ? [...current.tried, tried] : current.tried };
+      }
+    }
+  };
+}
+
+function retryable(error: FarcallError, call: Call): boolean {
+  if (call.signal?.aborted) return false;
+  if (Date.now() >= call.deadline) return false;
+  switch (error.code) {
+    case "unavailable":
+    case "resource_exhausted":
+      return call.ref.idempotent || !error.sent;
+    default:
+      return false;
+  }
+}
+
+/** Fails on the first error: for non-idempotent writes that must not be retried at all. */
+export function failfast(): FaultTolerance {
+  return (call: Call, attempt: Invoke) => attempt(call);
+}

@@ -1,0 +1,274 @@
+import type { Call, Reply } from "../../call/call.js";
+import { type Code, FarcallError, type Metadata, statusToCode } from "../../errors/farcall-error.js";
+import type { Serializer } from "../../serialization/serializer.js";
+import { systemClock, type Clock } from "../../timing/clock.js";
+import type { TimingWheel, WheelEntry } from "../../timing/timing-wheel.js";
+import type { Link } from "../../transport/transport.js";
+import { type Frame, FrameFlags } from "./frame.js";
+import { FrameDecoder } from "./frame-decoder.js";
+import { FrameWriter } from "./frame-encoder.js";
+import { decodeErrorBody, decodeMetadata, encodeMetadata } from "./payload.js";
+
+/** Options of {@link ClientConnection}. */
+export interface ClientConnectionOptions {
+  readonly serializer: Serializer;
+  /** Serializers a response may use, by wire id; must include `serializer`. */
+  readonly serializers: ReadonlyMap<number, Serializer>;
+  /** Largest frame accepted from the peer, in bytes (checked on the header). */
+  readonly maxFrameBytes: number;
+  /** Ping after this many ms without reading anything; the peer is dead after 3 intervals. 0 disables. */
+  readonly heartbeatIntervalMs: number;
+  /** Most calls awaiting a reply at once; more are rejected with `resource_exhausted`. */
+  readonly maxPendingCalls: number;
+  readonly wheel: TimingWheel;
+  readonly clock?: Clock;
+}
+
+interface Pending {
+  resolve: (reply: Reply) => void;
+  reject: (error: FarcallError) => void;
+  /** Flush generation in which the request is written: sent once `flushes > gen`. */
+  gen: number;
+  timer: WheelEntry | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/**
+ * The consumer end of one long-lived, multiplexed TCP connection. Calls are matched to replies by
+ * request id; the requests of one tick are written with one `write`; replies and errors are decoded
+ * here. When the link drops, every pending call fails at once with `unavailable` (`sent` tells
+ * whether its bytes had left). A `closing` frame from the provider makes `onClosing` fire; pending
+ * calls still complete.
+ */
+export class ClientConnection {
+  readonly #link: Link;
+  readonly #address: string;
+  readonly #options: ClientConnectionOptions;
+  readonly #clock: Clock;
+  readonly #pending = new Map<number, Pending>();
+  readonly #writer = new FrameWriter();
+  readonly #decoder: FrameDecoder;
+  #nextId = 1;
+  #flushes = 0;
+  #flushScheduled = false;
+  #lastReadAt: number;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #closed: FarcallError | undefined;
+  #closing = false;
+  #closeListeners: Array<(error: FarcallError) => void> = [];
+  #closingListeners: Array<() => void> = [];
+  readonly #flush = (): void => this.#doFlush();
+
+  /**
+   * @param address the pool's key for this provider (`host:port` as the registry reports it); errors
+   *   carry it as `details.address` so failover can exclude the provider.
+   */
+  constructor(link: Link, options: ClientConnectionOptions, address: string = link.remote) {
+    this.#link = link;
+    this.#address = address;
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    this.#lastReadAt = this.#clock.now();
+    link.onData((chunk) => this.#onData(chunk));
+    link.onClose((error) => this.#onLinkClosed(error));
+    if (options.heartbeatIntervalMs > 0) {
+      this.#heartbeat = setInterval(() => this.#checkHeartbeat(), options.heartbeatIntervalMs);
+      this.#heartbeat.unref();
+    }
+  }
+
+  /** The peer, as `host:port`. */
+  get remote(): string {
+    return this.#link.remote;
+  }
+  /** Calls awaiting a reply. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+  /** True once the provider announced shutdown or the connection closed: route new calls elsewhere. */
+  get closing(): boolean {
+    return this.#closing || this.#closed !== undefined;
+  }
+  get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  /** Runs `listener` once when the connection is closed, with the reason. */
+  onClose(listener: (error: FarcallError) => void): void {
+    if (this.#closed) listener(this.#closed);
+    else this.#closeListeners.push(listener);
+  }
+  /** Runs `listener` once when the provider sends `closing`. */
+  onClosing(listener: () => void): void {
+    this.#closingListeners.push(listener);
+  }
+
+  /**
+   * Sends `call` to `route` (bytes from `encodeRoute`). Rejects with `unavailable` when the
+   * connection is closed or closing (`sent: false`), `deadline_exceeded` at the deadline,
+   * `canceled` when the call's signal aborts, or the error the provider returned.
+   */
+  invoke(call: Call, route: Uint8Array): Promise<Reply> {
+    if (this.#closed || this.#closing) {
+      return Promise.reject(new FarcallError("unavailable", `connection to ${this.remote} is closing`, { sent: false, details: { address: this.#address } }));
+    }
+    if (this.#pending.size >= this.#options.maxPendingCalls) {
+      return Promise.reject(new FarcallError("resource_exhausted", `more than ${this.#options.maxPendingCalls} calls pending on ${this.remote}`, { sent: false }));
+    }
+    const signal = call.signal;
+    if (signal?.aborted) return Promise.reject(new FarcallError("canceled", "call canceled before it was sent", { sent: false }));
+    let timeoutMs = 0;
+    if (call.deadline !== Infinity) {
+      timeoutMs = Math.ceil(call.deadline - this.#clock.now());
+      if (timeoutMs <= 0) return Promise.reject(new FarcallError("deadline_exceeded", "deadline passed before the call was sent", { sent: false }));
+    }
+    const serializer = this.#options.serializer;
+    let body: Uint8Array;
+    let metadata: Uint8Array | undefined;
+    try {
+      body = serializer.encode(call.args);
+      metadata = encodeMetadata(serializer, call.metadata);
+    } catch (error) {
+      return Promise.reject(FarcallError.from(error, "invalid_argument").withSent(false));
+    }
+    const id = this.#nextId;
+    this.#nextId = id === 0xffffffff ? 1 : id + 1;
+    const oneway = call.ref.oneway;
+    this.#writer.writeRequest(id, oneway ? FrameFlags.oneway : 0, serializer.id, timeoutMs, route, metadata, body);
+    this.#scheduleFlush();
+    if (oneway) return Promise.resolve(onewayReply);
+    return new Promise<Reply>((resolve, reject) => {
+      const pending: Pending = { resolve, reject, gen: this.#flushes, timer: undefined, signal, onAbort: undefined };
+      if (timeoutMs > 0) {
+        pending.timer = this.#options.wheel.add(call.deadline, () => this.#fail(id, "deadline_exceeded", `deadline of ${timeoutMs} ms exceeded`));
+      }
+      if (signal) {
+        pending.onAbort = () => this.#fail(id, "canceled", "call canceled");
+        signal.addEventListener("abort", pending.onAbort, { once: true });
+      }
+      this.#pending.set(id, pending);
+    });
+  }
+
+  /** Closes the connection at once; pending calls fail with `unavailable`. Idempotent. */
+  close(reason = "connection closed"): void {
+    this.#shutdown(new FarcallError("unavailable", reason));
+    this.#link.destroy();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    process.nextTick(this.#flush);
+  }
+
+  #doFlush(): void {
+    this.#flushScheduled = false;
+    if (this.#closed || this.#writer.size === 0) return;
+    this.#link.write(this.#writer.take());
+    this.#flushes++;
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#lastReadAt = this.#clock.now();
+    try {
+      this.#decoder.push(chunk, (frame) => this.#onFrame(frame));
+    } catch (error) {
+      const reason = FarcallError.from(error, "internal");
+      this.#shutdown(new FarcallError("unavailable", `malformed data from ${this.remote}: ${reason.message}`, { cause: reason }));
+      this.#link.destroy();
+    }
+  }
+
+  #onFrame(frame: Frame): void {
+    const flags = frame.flags;
+    if (flags & FrameFlags.closing) {
+      this.#markClosing();
+      return;
+    }
+    if (flags & FrameFlags.heartbeat) {
+      if (!(flags & FrameFlags.response)) {
+        this.#writer.writeHeartbeat(frame.requestId, true);
+        this.#scheduleFlush();
+      }
+      return;
+    }
+    if (!(flags & FrameFlags.response)) throw new FarcallError("internal", "a provider sent a request frame");
+    const pending = this.#pending.get(frame.requestId);
+    if (pending === undefined) return; // settled already (deadline or cancel)
+    this.#settle(frame.requestId, pending);
+    const serializer = this.#options.serializers.get(frame.serializerId);
+    if (serializer === undefined) {
+      pending.reject(new FarcallError("internal", `reply uses unknown serializer ${frame.serializerId}`));
+      return;
+    }
+    try {
+      const metadata = frame.metadata.length > 0 ? decodeMetadata(serializer, frame.metadata) : undefined;
+      if (frame.status === 0) {
+        pending.resolve({ value: serializer.decode(frame.body), metadata });
+      } else {
+        pending.reject(decodeErrorBody(serializer, statusToCode(frame.status), frame.body, metadata));
+      }
+    } catch (error) {
+      pending.reject(FarcallError.from(error, "internal"));
+    }
+  }
+
+  #settle(id: number, pending: Pending): void {
+    this.#pending.delete(id);
+    pending.timer?.cancel();
+    if (pending.onAbort) pending.signal?.removeEventListener("abort", pending.onAbort);
+    if (this.#closing && this.#pending.size === 0) this.close("provider closed the connection after draining");
+  }
+
+  #fail(id: number, code: Code, message: string): void {
+    const pending = this.#pending.get(id);
+    if (pending === undefined) return;
+    this.#settle(id, pending);
+    pending.reject(new FarcallError(code, message, { sent: this.#flushes > pending.gen, details: { address: this.#address } }));
+  }
+
+  #markClosing(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    for (const listener of this.#closingListeners) listener();
+    this.#closingListeners = [];
+    if (this.#pending.size === 0) this.close("provider is shutting down");
+  }
+
+  #checkHeartbeat(): void {
+    const idle = this.#clock.now() - this.#lastReadAt;
+    const interval = this.#options.heartbeatIntervalMs;
+    if (idle >= 3 * interval) {
+      this.close(`no data from ${this.remote} for ${idle} ms (3 heartbeats)`);
+    } else if (idle >= interval) {
+      this.#writer.writeHeartbeat(0, false);
+      this.#scheduleFlush();
+    }
+  }
+
+  #onLinkClosed(error: Error | undefined): void {
+    const message = `connection to ${this.remote} closed${error ? `: ${error.message}` : ""}`;
+    this.#shutdown(new FarcallError("unavailable", message, error === undefined ? {} : { cause: error }));
+  }
+
+  #shutdown(cause: FarcallError): void {
+    if (this.#closed) return;
+    const reason = new FarcallError(cause.code, cause.message, { cause: cause.cause, details: { address: this.#address } });
+    this.#closed = reason;
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    const pending = [...this.#pending];
+    this.#pending.clear();
+    for (const [, p] of pending) {
+      p.timer?.cancel();
+      if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
+      p.reject(reason.withSent(this.#flushes > p.gen));
+    }
+    for (const listener of this.#closeListeners) listener(reason);
+    this.#closeListeners = [];
+  }
+}
+
+const onewayReply: Reply = Object.freeze({ value: undefined, metadata: undefined });

@@ -1,0 +1,56 @@
+import type { CallContext } from "../call/call-context.js";
+import type { MethodDefinition, ServiceDefinition } from "../contract/define-service.js";
+import { badOption } from "../errors/farcall-error.js";
+import { encodeRoute, routeKey } from "../protocol/binary/frame-encoder.js";
+
+/**
+ * What a provider implements for service `T`: every method, sync or async, receiving its declared
+ * arguments followed by the {@link CallContext}.
+ */
+export type Implementation<T> = {
+  [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: [...A, CallContext]) => R | Awaited<R> | Promise<Awaited<R>> : never;
+};
+
+/** One routable method of one provided service. */
+export interface Target {
+  readonly definition: ServiceDefinition<unknown>;
+  readonly method: MethodDefinition;
+  readonly fn: (...args: unknown[]) => unknown;
+  readonly self: object;
+  /** Declared parameter count (from the definition, else the function's length minus the context). */
+  readonly arity: number;
+}
+
+/** The provider's routing table: route key (from the frame header) to target. */
+export class ServiceTable {
+  readonly #targets = new Map<string, Target>();
+  readonly #services: Array<ServiceDefinition<unknown>> = [];
+
+  /** Adds a service. @throws FarcallError `invalid_argument` (`bad_option`) for a missing method or a duplicate. */
+  add<T>(definition: ServiceDefinition<T>, implementation: Implementation<T>): void {
+    const self = implementation as unknown as Record<string, unknown>;
+    for (const method of definition.methods.values()) {
+      const fn = self[method.name];
+      if (typeof fn !== "function") badOption(`implementation.${method.name}`, `${definition.name} must implement ${method.name}`);
+      const key = routeKey(encodeRoute(definition.name, definition.version, definition.group, method.name));
+      if (this.#targets.has(key)) badOption("definition", `${definition.name}:${definition.version} (group ${JSON.stringify(definition.group)}) is provided twice`);
+      this.#targets.set(key, {
+        definition: definition as ServiceDefinition<unknown>,
+        method,
+        fn: fn as (...args: unknown[]) => unknown,
+        self,
+        arity: Math.max(0, (fn as (...args: unknown[]) => unknown).length - 1),
+      });
+    }
+    this.#services.push(definition as ServiceDefinition<unknown>);
+  }
+
+  /** The target of a frame's route, or undefined. */
+  get(key: string): Target | undefined {
+    return this.#targets.get(key);
+  }
+
+  get services(): ReadonlyArray<ServiceDefinition<unknown>> {
+    return this.#services;
+  }
+}
