@@ -1,4 +1,5 @@
 import type { Endpoint } from "../registry/endpoint.js";
+import { endpointMatches } from "../registry/endpoint-matches.js";
 import type { Registry, Unwatch } from "../registry/registry.js";
 
 /** Options of {@link Directory}. */
@@ -78,9 +79,7 @@ export class Directory {
 
   #onChange(endpoints: readonly Endpoint[]): void {
     const { version, group } = this.#options;
-    this.#all = Object.freeze(
-      endpoints.filter((e) => (e.version === version || e.version === "*") && (e.group === group || e.group === "*")),
-    );
+    this.#all = Object.freeze(endpoints.filter((e) => endpointMatches(e, version, group)));
     this.#dirty = true;
     if (!this.#received) {
       this.#received = true;

@@ -11,7 +11,7 @@ class MemoryLink implements Link {
     if (this.#closed) return false;
     const copy = Buffer.from(chunk);
     const peer = this.peer;
-    setImmediate(() => peer?.#deliver(copy));
+    setImmediate(() => peer?.deliver(copy));
     return true;
   }
   end(): void {
@@ -33,7 +33,8 @@ class MemoryLink implements Link {
     this.#close = listener;
   }
   onDrain(): void {}
-  #deliver(chunk: Buffer): void {
+  /** Called by the peer's `write`. */
+  deliver(chunk: Buffer): void {
     if (!this.#closed) this.#data?.(chunk);
   }
 }

@@ -1,0 +1,108 @@
+import type { Interceptor } from "./call/call.js";
+import type { FaultTolerance } from "./cluster/fault-tolerance/fault-tolerance.js";
+import type { LoadBalancer } from "./cluster/load-balancers/load-balancer.js";
+import type { Registry } from "./registry/registry.js";
+import type { Serializer } from "./serialization/serializer.js";
+import type { Transport } from "./transport/transport.js";
+
+/**
+ * Options of `createApplication`. Every option may also come from a `FARCALL_*` environment
+ * variable or the properties file (see docs/configuration.md); code wins over the environment,
+ * which wins over the file.
+ */
+export interface ApplicationOptions {
+  /** Application name, reported to the registry. Default `"farcall-app"`. */
+  readonly name?: string;
+  /** Group of services whose definition names none. Default `""`. */
+  readonly group?: string;
+  /**
+   * Registry value or address: `local` (default: the embedded registry for processes on one
+   * machine), `local:///dir`, `direct://host:port[,host:port]`, `memory`, or a `Registry` from a
+   * registry package. A registry built from an address is closed with the application; a value
+   * passed in belongs to the caller.
+   */
+  readonly registry?: Registry | string;
+  /** Interface the provider listens on and advertises. Default `"127.0.0.1"`. */
+  readonly host?: string;
+  /** Port the provider listens on; 0 picks a free one. Default 0. */
+  readonly port?: number;
+  /** Default deadline of a call in ms when its method names none; 0 for none. Default 5000. */
+  readonly timeoutMs?: number;
+  /** Retries of the `failover` strategy. Default 2. */
+  readonly retries?: number;
+  /** `"random"` (weighted random, default), `"roundRobin"` (smooth weighted) or a `LoadBalancer`. */
+  readonly loadBalancer?: "random" | "roundRobin" | LoadBalancer;
+  /** `"failover"` (default) or `"failfast"`, or a `FaultTolerance`. */
+  readonly faultTolerance?: "failover" | "failfast" | FaultTolerance;
+  /** `"msgpack"` (default) or `"json"`, or a `Serializer`: what this application's requests use. */
+  readonly serializer?: "msgpack" | "json" | Serializer;
+  /** Time in ms a provider's shutdown waits for running calls. Default 10000. */
+  readonly graceMs?: number;
+  /** A consumer pings a connection after this many ms without data; dead after 3. 0 disables. Default 10000. */
+  readonly heartbeatIntervalMs?: number;
+  /** A provider closes connections idle for this many ms; 0 disables. Default 60000. */
+  readonly idleTimeoutMs?: number;
+  /** Largest frame accepted, in bytes; checked on the header. Default 16 MiB. */
+  readonly maxFrameBytes?: number;
+  /** Most calls awaiting replies on one connection. Default 65536. */
+  readonly maxPendingCalls?: number;
+  /** Weight this provider registers with (0..10000). Default 100. */
+  readonly weight?: number;
+  /** Warm-up in ms during which this provider's weight ramps up from 1. Default 600000 (10 min). */
+  readonly warmupMs?: number;
+  /** Send stack traces with `application` errors. Default false. */
+  readonly includeStack?: boolean;
+  /** A providing application closes gracefully on SIGTERM and SIGINT, then lets the signal end the process. Default true. */
+  readonly handleSignals?: boolean;
+  /** Per-call interceptors of every client (outermost first). */
+  readonly interceptors?: readonly Interceptor[];
+  /** Per-attempt interceptors of every client (outermost first). */
+  readonly attemptInterceptors?: readonly Interceptor[];
+  /** Default TCP. */
+  readonly transport?: Transport;
+  /** Path of the properties file; default `FARCALL_CONFIG` or `./farcall.properties` when present. */
+  readonly configFile?: string;
+  /** Environment to read `FARCALL_*` from. Default `process.env`. */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Options of one client. */
+export interface ClientOptions {
+  /** Default deadline in ms of this client's calls (methods' own timeouts win). */
+  readonly timeoutMs?: number;
+  readonly loadBalancer?: "random" | "roundRobin" | LoadBalancer;
+  readonly faultTolerance?: "failover" | "failfast" | FaultTolerance;
+  readonly retries?: number;
+  /** Added after the application's interceptors. */
+  readonly interceptors?: readonly Interceptor[];
+  readonly attemptInterceptors?: readonly Interceptor[];
+}
+
+/** Options of one provided service. */
+export interface ProvideOptions {
+  readonly weight?: number;
+  readonly warmupMs?: number;
+}
+
+/** Defaults of every setting; docs/configuration.md repeats them (a test keeps them in sync). */
+export const defaults = Object.freeze({
+  name: "farcall-app",
+  group: "",
+  registry: "local",
+  host: "127.0.0.1",
+  port: 0,
+  timeoutMs: 5000,
+  retries: 2,
+  loadBalancer: "random",
+  faultTolerance: "failover",
+  serializer: "msgpack",
+  graceMs: 10_000,
+  heartbeatIntervalMs: 10_000,
+  idleTimeoutMs: 60_000,
+  maxFrameBytes: 16 * 1024 * 1024,
+  maxPendingCalls: 65_536,
+  weight: 100,
+  warmupMs: 600_000,
+  includeStack: false,
+  handleSignals: true,
+});

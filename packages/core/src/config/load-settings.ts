@@ -1,0 +1,43 @@
+import { existsSync, readFileSync } from "node:fs";
+import { FarcallError } from "../errors/farcall-error.js";
+import { parseProperties, readSettings, type SettingValues } from "./settings.js";
+
+/** Where settings come from besides code. */
+export interface SettingSources {
+  /** Default `process.env`. */
+  readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Path of a properties file. Default: `FARCALL_CONFIG` from `env`, else `farcall.properties` in
+   * the working directory when it exists.
+   */
+  readonly configFile?: string;
+}
+
+/** Largest config file read, in bytes. */
+const maxConfigBytes = 1024 * 1024;
+
+/**
+ * Reads the environment and the config file; the environment wins over the file. Code options win
+ * over both (the caller merges them last).
+ * @throws FarcallError `invalid_argument` (`bad_option`) naming the bad key and its source, or when
+ *   an explicitly named config file cannot be read.
+ */
+export function loadSettings(sources: SettingSources = {}): SettingValues {
+  const env = sources.env ?? process.env;
+  const explicit = sources.configFile ?? env["FARCALL_CONFIG"];
+  const path = explicit ?? (existsSync("farcall.properties") ? "farcall.properties" : undefined);
+  let fromFile: SettingValues = {};
+  if (path !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (error) {
+      throw new FarcallError("invalid_argument", `config file ${path}: ${(error as Error).message}`, { reason: "bad_option", cause: error, details: { option: "configFile" } });
+    }
+    if (text.length > maxConfigBytes) throw new FarcallError("invalid_argument", `config file ${path} is larger than 1 MiB`, { reason: "bad_option" });
+    const props = parseProperties(text);
+    fromFile = readSettings((s) => props.get(s.file), path, false);
+  }
+  const fromEnv = readSettings((s) => env[s.env], "environment", true);
+  return { ...fromFile, ...fromEnv };
+}

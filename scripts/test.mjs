@@ -1,0 +1,31 @@
+// Runs every compiled test file (`*.test.js` under a workspace's dist/) with node's test runner.
+// Node 20 has no glob support in `node --test`, so the list is built here.
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+const roots = ["packages", "internal", "examples"];
+const files = [];
+function walk(dir) {
+  for (const name of readdirSync(dir)) {
+    if (name === "node_modules") continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) walk(path);
+    else if (name.endsWith(".test.js") && path.includes(`${"/"}dist${"/"}`)) files.push(path);
+  }
+}
+for (const root of roots) {
+  try {
+    walk(root);
+  } catch (error) {
+    if (error.code !== "ENOENT") throw error;
+  }
+}
+const filter = process.argv[2];
+const selected = filter ? files.filter((f) => f.includes(filter)) : files;
+if (selected.length === 0) {
+  console.error("no test files found: run the build first");
+  process.exit(1);
+}
+const result = spawnSync(process.execPath, ["--test", "--test-concurrency=2", "--test-timeout=120000", ...selected.sort()], { stdio: "inherit" });
+process.exit(result.status ?? 1);
