@@ -36,7 +36,6 @@ module.exports = {
   options: {
     doNotFollow: { path: "node_modules" },
     tsPreCompilationDeps: true,
-    tsConfig: { fileName: "packages/core/tsconfig.json" },
     exclude: { path: "\\.test\\.ts$" },
   },
 };

@@ -1,5 +1,5 @@
 import type { Call, Reply } from "../../call/call.js";
-import { type Code, FarcallError, type Metadata, statusToCode } from "../../errors/farcall-error.js";
+import { type Code, FarcallError, statusToCode } from "../../errors/farcall-error.js";
 import type { Serializer } from "../../serialization/serializer.js";
 import { systemClock, type Clock } from "../../timing/clock.js";
 import type { TimingWheel, WheelEntry } from "../../timing/timing-wheel.js";
