@@ -16,7 +16,9 @@ export type Unwatch = () => void;
  * - `watch` delivers the full current list of endpoints of `service` (every version and group;
  *   consumers filter) once soon after the call, then again on every change, never concurrently;
  * - `close` unregisters everything this instance registered, stops every watch and releases
- *   every timer, socket and file handle.
+ *   every timer, socket and file handle; `register` after `close` rejects with `unavailable`
+ *   (reason `registry_closed`);
+ * - a malformed endpoint is rejected with `invalid_argument` (reason `bad_endpoint`).
  */
 export interface Registry {
   /** Registry kind, e.g. `"local"`, `"zookeeper"`. */
