@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { TimingWheel } from "./timing-wheel.js";
+import { type TimerEntry, TimingWheel } from "./timing-wheel.js";
+
+class Entry implements TimerEntry {
+  wheelSlot: TimerEntry[] | undefined = undefined;
+  wheelIndex = 0;
+  constructor(
+    readonly deadline: number,
+    readonly expire: () => void,
+  ) {}
+}
 
 function fakeWheel(start = 1_000_000) {
   const clock = { t: start, now: () => clock.t };
@@ -11,8 +20,8 @@ describe("TimingWheel", () => {
   it("fires an entry once its deadline has passed, never before", () => {
     const { clock, wheel } = fakeWheel();
     const fired: number[] = [];
-    wheel.add(clock.t + 10, () => fired.push(10));
-    wheel.add(clock.t + 3, () => fired.push(3));
+    wheel.add(new Entry(clock.t + 10, () => fired.push(10)));
+    wheel.add(new Entry(clock.t + 3, () => fired.push(3)));
     clock.t += 2;
     wheel.advance(clock.t);
     assert.deepEqual(fired, []);
@@ -28,7 +37,7 @@ describe("TimingWheel", () => {
   it("handles deadlines beyond one rotation", () => {
     const { clock, wheel } = fakeWheel();
     let fired = 0;
-    wheel.add(clock.t + 1000, () => fired++); // 16 slots x 4 ms = 64 ms per rotation
+    wheel.add(new Entry(clock.t + 1000, () => fired++)); // 16 slots x 4 ms = 64 ms per rotation
     for (let i = 0; i < 249; i++) {
       clock.t += 4;
       wheel.advance(clock.t);
@@ -42,8 +51,10 @@ describe("TimingWheel", () => {
   it("never fires a canceled entry and drops it when its slot comes round", () => {
     const { clock, wheel } = fakeWheel();
     let fired = 0;
-    const entry = wheel.add(clock.t + 5, () => fired++);
-    entry.cancel();
+    const entry = new Entry(clock.t + 5, () => fired++);
+    wheel.add(entry);
+    wheel.remove(entry);
+    assert.equal(wheel.size, 0, "removal is immediate");
     clock.t += 100;
     wheel.advance(clock.t);
     assert.equal(fired, 0);
@@ -53,7 +64,7 @@ describe("TimingWheel", () => {
   it("fires everything overdue after a long pause (a clock jump of many rotations)", () => {
     const { clock, wheel } = fakeWheel();
     let fired = 0;
-    for (let i = 0; i < 100; i++) wheel.add(clock.t + i * 7, () => fired++);
+    for (let i = 0; i < 100; i++) wheel.add(new Entry(clock.t + i * 7, () => fired++));
     clock.t += 10_000;
     wheel.advance(clock.t);
     assert.equal(fired, 100);
@@ -62,7 +73,7 @@ describe("TimingWheel", () => {
   it("fires a deadline already in the past on the next advance", () => {
     const { clock, wheel } = fakeWheel();
     let fired = 0;
-    wheel.add(clock.t - 50, () => fired++);
+    wheel.add(new Entry(clock.t - 50, () => fired++));
     wheel.advance(clock.t);
     assert.equal(fired, 1);
   });

@@ -1,19 +1,18 @@
 import { type Clock, systemClock } from "./clock.js";
 
 /**
- * A scheduled expiry. `cancel()` is O(1): the entry is only marked and skipped (and dropped) when
- * its slot comes round, so a call that settles before its deadline costs one object and one push.
+ * Something with a deadline that a {@link TimingWheel} holds. The wheel owns `wheelSlot` and
+ * `wheelIndex`; classes that need a deadline (a pending call, a call context) implement this
+ * interface themselves, so scheduling allocates nothing.
  */
-export class WheelEntry {
-  /** Set when canceled or fired. */
-  done = false;
-  constructor(
-    readonly deadline: number,
-    readonly onExpire: () => void,
-  ) {}
-  cancel(): void {
-    this.done = true;
-  }
+export interface TimerEntry {
+  /** Epoch milliseconds at or after which `expire()` runs. */
+  readonly deadline: number;
+  /** The slot holding the entry, undefined when not scheduled. Owned by the wheel. */
+  wheelSlot: TimerEntry[] | undefined;
+  /** Position in `wheelSlot`. Owned by the wheel. */
+  wheelIndex: number;
+  expire(): void;
 }
 
 /** Options of {@link TimingWheel}. */
@@ -29,13 +28,15 @@ export interface TimingWheelOptions {
 }
 
 /**
- * A hashed timing wheel (the seeds' design, after Varghese & Lauck) for call deadlines: O(1) add and
- * cancel, one interval for any number of pending calls, and the interval runs only while entries
- * exist. Chosen over one `setTimeout` per call by the micro-benchmark in docs/benchmarks.md.
+ * A hashed timing wheel (the seeds' design, after Varghese & Lauck) for call deadlines: O(1)
+ * schedule and O(1) removal (swap with the slot's last entry), one interval for any number of
+ * pending calls, running only while entries exist. Removal really removes, so a call that settles
+ * early leaves nothing behind for the garbage collector to promote. Chosen over one `setTimeout`
+ * per call by the micro-benchmark in docs/benchmarks.md.
  */
 export class TimingWheel {
   readonly #tickMs: number;
-  readonly #slots: WheelEntry[][];
+  readonly #slots: TimerEntry[][];
   readonly #clock: Clock;
   readonly #autoTick: boolean;
   #cursorTime: number;
@@ -51,23 +52,38 @@ export class TimingWheel {
     this.#cursorTime = this.#floor(this.#clock.now());
   }
 
-  /** Entries added and not yet fired or swept (canceled ones count until their slot is swept). */
+  /** Entries scheduled and not yet fired or removed. */
   get size(): number {
     return this.#size;
   }
 
-  /** Schedules `onExpire` at `deadline` (epoch ms). A deadline in the past fires on the next tick. */
-  add(deadline: number, onExpire: () => void): WheelEntry {
-    const entry = new WheelEntry(deadline, onExpire);
-    const at = Math.max(this.#floor(deadline), this.#cursorTime);
-    const slot = this.#slots[(at / this.#tickMs) % this.#slots.length] as WheelEntry[];
+  /** Schedules `entry` at its deadline. A deadline in the past fires on the next tick. An entry already scheduled is moved. */
+  add(entry: TimerEntry): void {
+    if (entry.wheelSlot !== undefined) this.remove(entry);
+    if (this.#size === 0) this.#cursorTime = this.#floor(this.#clock.now());
+    const at = Math.max(this.#floor(entry.deadline), this.#cursorTime);
+    const slot = this.#slots[(at / this.#tickMs) % this.#slots.length] as TimerEntry[];
+    entry.wheelSlot = slot;
+    entry.wheelIndex = slot.length;
     slot.push(entry);
     this.#size++;
     if (this.#autoTick && this.#timer === undefined) {
       this.#timer = setInterval(() => this.advance(this.#clock.now()), this.#tickMs);
       this.#timer.unref();
     }
-    return entry;
+  }
+
+  /** Unschedules `entry`; does nothing when it is not scheduled. */
+  remove(entry: TimerEntry): void {
+    const slot = entry.wheelSlot;
+    if (slot === undefined) return;
+    const last = slot.pop() as TimerEntry;
+    if (last !== entry) {
+      slot[entry.wheelIndex] = last;
+      last.wheelIndex = entry.wheelIndex;
+    }
+    entry.wheelSlot = undefined;
+    if (--this.#size === 0) this.stop();
   }
 
   /** Fires every entry whose deadline is at or before `now`. Called by the interval or by tests. */
@@ -77,7 +93,7 @@ export class TimingWheel {
     let steps = Math.min((end - this.#cursorTime) / this.#tickMs + 1, this.#slots.length);
     let time = this.#cursorTime;
     while (steps-- > 0) {
-      this.#sweep(this.#slots[(time / this.#tickMs) % this.#slots.length] as WheelEntry[], now);
+      this.#sweep(this.#slots[(time / this.#tickMs) % this.#slots.length] as TimerEntry[], now);
       time += this.#tickMs;
     }
     this.#cursorTime = end;
@@ -92,22 +108,15 @@ export class TimingWheel {
     }
   }
 
-  #sweep(slot: WheelEntry[], now: number): void {
-    if (slot.length === 0) return;
-    let kept = 0;
-    for (let i = 0; i < slot.length; i++) {
-      const entry = slot[i] as WheelEntry;
-      if (entry.done) {
-        this.#size--;
-      } else if (entry.deadline <= now) {
-        entry.done = true;
-        this.#size--;
-        entry.onExpire();
-      } else {
-        slot[kept++] = entry;
+  #sweep(slot: TimerEntry[], now: number): void {
+    // Walk backwards so removals (which move the last entry into the hole) never skip one.
+    for (let i = slot.length - 1; i >= 0; i--) {
+      const entry = slot[i];
+      if (entry !== undefined && entry.deadline <= now) {
+        this.remove(entry);
+        entry.expire();
       }
     }
-    slot.length = kept;
   }
 
   #floor(time: number): number {

@@ -2,7 +2,7 @@ import type { Call, Reply } from "../../call/call.js";
 import { type Code, FarcallError, statusToCode } from "../../errors/farcall-error.js";
 import type { Serializer } from "../../serialization/serializer.js";
 import { systemClock, type Clock } from "../../timing/clock.js";
-import type { TimingWheel, WheelEntry } from "../../timing/timing-wheel.js";
+import type { TimerEntry, TimingWheel } from "../../timing/timing-wheel.js";
 import type { Link } from "../../transport/transport.js";
 import { type Frame, FrameFlags } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
@@ -24,14 +24,25 @@ export interface ClientConnectionOptions {
   readonly clock?: Clock;
 }
 
-interface Pending {
-  resolve: (reply: Reply) => void;
-  reject: (error: FarcallError) => void;
-  /** Flush generation in which the request is written: sent once `flushes > gen`. */
-  gen: number;
-  timer: WheelEntry | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+/** A call awaiting its reply; also its own deadline entry in the timing wheel (no extra allocation). */
+class Pending implements TimerEntry {
+  wheelSlot: TimerEntry[] | undefined = undefined;
+  wheelIndex = 0;
+  onAbort: (() => void) | undefined = undefined;
+  constructor(
+    readonly connection: ClientConnection,
+    readonly id: number,
+    readonly resolve: (reply: Reply) => void,
+    readonly reject: (error: FarcallError) => void,
+    /** Flush generation in which the request is written: sent once `flushes > gen`. */
+    readonly gen: number,
+    readonly deadline: number,
+    readonly timeoutMs: number,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+  expire(): void {
+    this.connection.fail(this.id, "deadline_exceeded", `deadline of ${this.timeoutMs} ms exceeded`);
+  }
 }
 
 /**
@@ -140,12 +151,10 @@ export class ClientConnection {
     this.#scheduleFlush();
     if (oneway) return Promise.resolve(onewayReply);
     return new Promise<Reply>((resolve, reject) => {
-      const pending: Pending = { resolve, reject, gen: this.#flushes, timer: undefined, signal, onAbort: undefined };
-      if (timeoutMs > 0) {
-        pending.timer = this.#options.wheel.add(call.deadline, () => this.#fail(id, "deadline_exceeded", `deadline of ${timeoutMs} ms exceeded`));
-      }
+      const pending = new Pending(this, id, resolve, reject, this.#flushes, call.deadline, timeoutMs, signal);
+      if (timeoutMs > 0) this.#options.wheel.add(pending);
       if (signal) {
-        pending.onAbort = () => this.#fail(id, "canceled", "call canceled");
+        pending.onAbort = () => this.fail(id, "canceled", "call canceled");
         signal.addEventListener("abort", pending.onAbort, { once: true });
       }
       this.#pending.set(id, pending);
@@ -218,12 +227,13 @@ export class ClientConnection {
 
   #settle(id: number, pending: Pending): void {
     this.#pending.delete(id);
-    pending.timer?.cancel();
+    if (pending.wheelSlot !== undefined) this.#options.wheel.remove(pending);
     if (pending.onAbort) pending.signal?.removeEventListener("abort", pending.onAbort);
     if (this.#closing && this.#pending.size === 0) this.close("provider closed the connection after draining");
   }
 
-  #fail(id: number, code: Code, message: string): void {
+  /** Settles call `id` with an error (deadline or cancellation); internal to the connection's pending calls. */
+  fail(id: number, code: Code, message: string): void {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
     this.#settle(id, pending);
@@ -262,7 +272,7 @@ export class ClientConnection {
     const pending = [...this.#pending];
     this.#pending.clear();
     for (const [, p] of pending) {
-      p.timer?.cancel();
+      if (p.wheelSlot !== undefined) this.#options.wheel.remove(p);
       if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
       p.reject(reason.withSent(this.#flushes > p.gen));
     }
