@@ -55,6 +55,7 @@ function implementation(name: string): Implementation<UserService> {
     echo: (value) => value,
     notify: () => {},
     whoami: () => name,
+    big: (bytes) => "x".repeat(bytes),
   };
 }
 

@@ -16,6 +16,8 @@ export interface UserService {
   echo<T>(value: T): T;
   notify(event: string): void;
   whoami(): string;
+  /** A string of `bytes` characters: a small request with a large reply. */
+  big(bytes: number): string;
 }
 
 export const Users = defineService<UserService>("test.UserService", {
@@ -28,5 +30,6 @@ export const Users = defineService<UserService>("test.UserService", {
     echo: { idempotent: true },
     notify: { oneway: true },
     whoami: { idempotent: true },
+    big: { idempotent: true },
   },
 });

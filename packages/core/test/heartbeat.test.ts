@@ -44,6 +44,7 @@ function provider(extra: Record<string, unknown> = {}) {
     echo: (v) => v,
     notify: () => {},
     whoami: () => "p",
+    big: (bytes) => "x".repeat(bytes),
   });
   return app;
 }

@@ -19,6 +19,7 @@ app.provide(Users, {
   echo: (value) => value,
   notify: () => {},
   whoami: () => name,
+  big: (bytes) => "x".repeat(bytes),
 });
 await app.start();
 process.stdout.write(`${JSON.stringify({ port: app.address?.port, pid: process.pid })}\n`);

@@ -29,6 +29,7 @@ async function startProvider(extra: Record<string, unknown> = {}) {
     echo: (v) => v,
     notify: () => {},
     whoami: () => "p",
+    big: (bytes) => "x".repeat(bytes),
   });
   await app.start();
   return app;
@@ -101,6 +102,58 @@ describe("tcp", () => {
     assert.equal(reply?.status, 5, "unimplemented");
     socket.destroy();
     await provider.close();
+  });
+
+  it("answers an oversized reply with resource_exhausted and keeps the connection", async () => {
+    const provider = await startProvider({ maxFrameBytes: 64 * 1024, graceMs: 5000 });
+    const consumer = createApplication({ ...base, name: "c", registry: `direct://127.0.0.1:${provider.address?.port}`, faultTolerance: "failfast" });
+    const users = consumer.client(Users);
+    assert.equal(await users.whoami(), "p");
+    // The request is small; the provider's reply is 100 KiB, over its 64 KiB limit.
+    const big = (await users.big(100 * 1024).catch((e: unknown) => e)) as FarcallError;
+    assert.equal(big.code, "resource_exhausted", big.message);
+    assert.equal(await users.whoami(), "p", "the connection survives");
+    await consumer.close();
+    const closing = Date.now();
+    await provider.close();
+    assert.ok(Date.now() - closing < 2000, "no call is left counted as in flight");
+  });
+
+  it("rejects an oversized request locally with resource_exhausted, never sent, as a rejected promise", async () => {
+    const provider = await startProvider();
+    const consumer = createApplication({ ...base, name: "c", registry: `direct://127.0.0.1:${provider.address?.port}`, maxFrameBytes: 64 * 1024, faultTolerance: "failfast" });
+    const users = consumer.client(Users);
+    assert.equal(await users.whoami(), "p");
+    let result: Promise<unknown> | undefined;
+    assert.doesNotThrow(() => {
+      result = users.echo("x".repeat(100 * 1024));
+    });
+    const error = (await result?.catch((e: unknown) => e)) as FarcallError;
+    assert.equal(error.code, "resource_exhausted", error.message);
+    assert.equal(error.sent, false);
+    assert.equal(await users.whoami(), "p");
+    await consumer.close();
+    await provider.close();
+  });
+
+  it("serves a non-idempotent call that crosses the provider's closing frame (graceful shutdown race)", async () => {
+    for (let i = 0; i < 10; i++) {
+      let executed = 0;
+      const provider = await startProvider({ graceMs: 5000 });
+      const consumer = createApplication({ ...base, name: "c", registry: `direct://127.0.0.1:${provider.address?.port}` });
+      const users = consumer.client(Users);
+      await users.whoami();
+      const closing = provider.close();
+      // Written before the consumer reads `closing`: the provider must run it and reply.
+      const outcome = await users.insert({ id: "1", name: "n", age: 1, tags: [] }).then(
+        () => (executed++, "ok"),
+        (e: FarcallError) => `${e.code} sent=${e.sent}: ${e.message}`,
+      );
+      await closing;
+      await consumer.close();
+      assert.equal(outcome, "ok", `iteration ${i}`);
+      assert.equal(executed, 1);
+    }
   });
 
   it("closes the connection on garbage and stays up for others", async () => {

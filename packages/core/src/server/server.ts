@@ -68,7 +68,10 @@ export class Server {
         fallbackSerializer: this.#options.fallbackSerializer,
         includeStack: this.#options.includeStack,
         onRequest: (frame, conn) => this.#onRequest(frame, conn),
-        onClose: (conn) => this.#connections.delete(conn),
+        onClose: (conn) => {
+          this.#connections.delete(conn);
+          this.#checkDrained();
+        },
       });
       this.#connections.add(connection);
     });
@@ -81,8 +84,11 @@ export class Server {
   }
 
   /**
-   * Graceful shutdown: stop accepting, send `closing` on every connection, wait until running calls
-   * finish or `graceMs` passes, then close every connection (running calls' signals abort).
+   * Graceful shutdown: stop accepting, send `closing` on every connection, then wait until every
+   * consumer has closed its connection (a consumer closes once its calls on it have settled) and
+   * every running call has finished, or until `graceMs` passes. Requests that cross the `closing`
+   * frame on the wire are still served. Whatever remains at the deadline is closed (running calls'
+   * signals abort).
    */
   async close(graceMs: number): Promise<void> {
     if (!this.#draining) {
@@ -90,7 +96,7 @@ export class Server {
       for (const connection of this.#connections) connection.sendClosing();
     }
     const listenerClosed = this.#listener?.close();
-    if (this.#inFlight > 0 && graceMs > 0) {
+    if (!this.#settled() && graceMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);
         this.#drained = () => {
@@ -100,13 +106,20 @@ export class Server {
       });
     }
     this.#drained = undefined;
-    // Let the last replies reach the socket before closing it.
-    await new Promise<void>((resolve) => setImmediate(resolve));
     for (const connection of this.#connections) connection.close();
     this.#connections.clear();
     if (this.#idleTimer !== undefined) clearInterval(this.#idleTimer);
     this.#wheel.stop();
     await listenerClosed;
+  }
+
+  /** Nothing running and no consumer connected. */
+  #settled(): boolean {
+    return this.#inFlight === 0 && this.#connections.size === 0;
+  }
+
+  #checkDrained(): void {
+    if (this.#drained !== undefined && this.#settled()) this.#drained();
   }
 
   #closeIdle(idleMs: number): void {
@@ -179,7 +192,7 @@ export class Server {
       if (failed === undefined) connection.respond(id, serializer, value);
       else connection.respondError(id, serializer, toWireError(error));
     }
-    if (--this.#inFlight === 0) this.#drained?.();
+    if (--this.#inFlight === 0) this.#checkDrained();
   }
 }
 

@@ -82,11 +82,8 @@ export function tcpTransport(options: TcpTransportOptions = {}): Transport {
     },
     listen(address: Address, onLink: (link: Link) => void): Promise<Listener> {
       return new Promise<Listener>((resolve, reject) => {
-        const sockets = new Set<net.Socket>();
         const server = net.createServer((socket) => {
           tune(socket, keepAliveMs);
-          sockets.add(socket);
-          socket.once("close", () => sockets.delete(socket));
           onLink(new SocketLink(socket));
         });
         server.once("error", (error) =>
@@ -98,10 +95,9 @@ export function tcpTransport(options: TcpTransportOptions = {}): Transport {
           resolve({
             address: { host: address.host, port: bound.port },
             close: () => {
-              closed ??= new Promise<void>((done) => {
-                server.close(() => done());
-                for (const socket of sockets) socket.destroy();
-              });
+              // Stops accepting at once; resolves when the last accepted socket has closed too.
+              // Accepted sockets belong to their connections, which the server drains and closes.
+              closed ??= new Promise<void>((done) => server.close(() => done()));
               return closed;
             },
           });

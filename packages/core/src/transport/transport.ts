@@ -22,7 +22,10 @@ export interface Link {
   readonly remote: string;
 }
 
-/** A bound listener; `close()` stops accepting and is idempotent. */
+/**
+ * A bound listener. `close()` stops accepting new links at once and resolves once every accepted
+ * link has closed; it never closes accepted links itself (their owners do). Idempotent.
+ */
 export interface Listener {
   readonly address: Address;
   close(): Promise<void>;
