@@ -33,6 +33,8 @@ interface Slot {
 export class ConnectionPool {
   readonly #options: ConnectionPoolOptions;
   readonly #slots = new Map<string, Slot>();
+  /** Hot-path cache: endpoint record to its slot, so a pick needs no address string. */
+  #byEndpoint = new WeakMap<Endpoint, Slot>();
   readonly #listeners = new Set<() => void>();
   #closed = false;
 
@@ -56,7 +58,7 @@ export class ConnectionPool {
 
   /** The open connection to `endpoint`, or undefined. */
   ready(endpoint: Endpoint): ClientConnection | undefined {
-    const connection = this.#slots.get(addressOf(endpoint))?.connection;
+    const connection = this.#byEndpoint.get(endpoint)?.connection;
     return connection !== undefined && !connection.closing ? connection : undefined;
   }
 
@@ -69,6 +71,7 @@ export class ConnectionPool {
       slot = { connection: undefined, connecting: undefined, failures: 0, retryAt: 0, closing: false };
       this.#slots.set(key, slot);
     }
+    this.#byEndpoint.set(endpoint, slot);
     if (slot.connection !== undefined && !slot.connection.closing) return Promise.resolve(slot.connection);
     slot.connecting ??= this.#connect(key, slot, endpoint);
     return slot.connecting;
@@ -79,6 +82,7 @@ export class ConnectionPool {
     this.#closed = true;
     for (const slot of this.#slots.values()) slot.connection?.close("the client is closing");
     this.#slots.clear();
+    this.#byEndpoint = new WeakMap();
     this.#listeners.clear();
   }
 

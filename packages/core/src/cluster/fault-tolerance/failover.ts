@@ -18,18 +18,15 @@ export interface FailoverOptions {
 export function failover(options: FailoverOptions = {}): FaultTolerance {
   const retries = options.retries ?? 2;
   if (!Number.isInteger(retries) || retries < 0 || retries > 10) badOption("retries", "must be an integer in 0..10");
-  return async (call: Call, attempt: Invoke): Promise<Reply> => {
-    let current = call;
-    for (;;) {
-      try {
-        return await attempt(current);
-      } catch (error) {
-        if (!(error instanceof FarcallError) || current.attempt >= retries || !retryable(error, current)) throw error;
-        const tried = error.details["address"];
-        current = { ...current, attempt: current.attempt + 1, tried: typeof tried === "string" ? [...current.tried, tried] : current.tried };
-      }
-    }
-  };
+  const run = (call: Call, attempt: Invoke): Promise<Reply> =>
+    // No async function here: the common case (first attempt succeeds) costs one derived promise.
+    attempt(call).then(undefined, (error: unknown) => {
+      if (!(error instanceof FarcallError) || call.attempt >= retries || !retryable(error, call)) throw error;
+      const tried = error.details["address"];
+      const next: Call = { ...call, attempt: call.attempt + 1, tried: typeof tried === "string" ? [...call.tried, tried] : call.tried };
+      return run(next, attempt);
+    });
+  return run;
 }
 
 function retryable(error: FarcallError, call: Call): boolean {

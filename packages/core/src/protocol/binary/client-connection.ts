@@ -58,7 +58,7 @@ export class ClientConnection {
   readonly #options: ClientConnectionOptions;
   readonly #clock: Clock;
   readonly #pending = new Map<number, Pending>();
-  readonly #writer = new FrameWriter();
+  readonly #writer: FrameWriter;
   readonly #decoder: FrameDecoder;
   #nextId = 1;
   #flushes = 0;
@@ -81,6 +81,7 @@ export class ClientConnection {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
     this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    this.#writer = new FrameWriter({ maxFrameBytes: options.maxFrameBytes });
     this.#lastReadAt = this.#clock.now();
     link.onData((chunk) => this.#onData(chunk));
     link.onClose((error) => this.#onLinkClosed(error));
@@ -126,7 +127,9 @@ export class ClientConnection {
       return Promise.reject(new FarcallError("unavailable", `connection to ${this.remote} is closing`, { sent: false, details: { address: this.#address } }));
     }
     if (this.#pending.size >= this.#options.maxPendingCalls) {
-      return Promise.reject(new FarcallError("resource_exhausted", `more than ${this.#options.maxPendingCalls} calls pending on ${this.remote}`, { sent: false }));
+      return Promise.reject(
+        new FarcallError("resource_exhausted", `more than ${this.#options.maxPendingCalls} calls pending on ${this.remote}`, { sent: false, details: { address: this.#address } }),
+      );
     }
     const signal = call.signal;
     if (signal?.aborted) return Promise.reject(new FarcallError("canceled", "call canceled before it was sent", { sent: false }));
@@ -136,18 +139,17 @@ export class ClientConnection {
       if (timeoutMs <= 0) return Promise.reject(new FarcallError("deadline_exceeded", "deadline passed before the call was sent", { sent: false }));
     }
     const serializer = this.#options.serializer;
-    let body: Uint8Array;
-    let metadata: Uint8Array | undefined;
+    const id = this.#nextId;
+    const oneway = call.ref.oneway;
     try {
-      body = serializer.encode(call.args);
-      metadata = encodeMetadata(serializer, call.metadata);
+      const body = serializer.encode(call.args);
+      const metadata = encodeMetadata(serializer, call.metadata);
+      // Checks every field and the frame size before writing a byte: a failure leaves nothing behind.
+      this.#writer.writeRequest(id, oneway ? FrameFlags.oneway : 0, serializer.id, timeoutMs, route, metadata, body);
     } catch (error) {
       return Promise.reject(FarcallError.from(error, "invalid_argument").withSent(false));
     }
-    const id = this.#nextId;
     this.#nextId = id === 0xffffffff ? 1 : id + 1;
-    const oneway = call.ref.oneway;
-    this.#writer.writeRequest(id, oneway ? FrameFlags.oneway : 0, serializer.id, timeoutMs, route, metadata, body);
     this.#scheduleFlush();
     if (oneway) return Promise.resolve(onewayReply);
     return new Promise<Reply>((resolve, reject) => {
@@ -218,7 +220,7 @@ export class ClientConnection {
       if (frame.status === 0) {
         pending.resolve({ value: serializer.decode(frame.body), metadata });
       } else {
-        pending.reject(decodeErrorBody(serializer, statusToCode(frame.status), frame.body, metadata));
+        pending.reject(decodeErrorBody(serializer, statusToCode(frame.status), frame.body, metadata, this.#address));
       }
     } catch (error) {
       pending.reject(FarcallError.from(error, "internal"));

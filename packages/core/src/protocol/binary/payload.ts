@@ -57,8 +57,12 @@ export function encodeErrorBody(serializer: Serializer, error: FarcallError, inc
   }
 }
 
-/** Rebuilds a `FarcallError` from an untrusted error body; fields of the wrong type are dropped. */
-export function decodeErrorBody(serializer: Serializer, code: Code, body: Uint8Array, metadata: Metadata | undefined): FarcallError {
+/**
+ * Rebuilds a `FarcallError` from an untrusted error body; fields of the wrong type are dropped.
+ * `details.address` is always the provider that answered (whatever the body says), so failover
+ * excludes the right provider.
+ */
+export function decodeErrorBody(serializer: Serializer, code: Code, body: Uint8Array, metadata: Metadata | undefined, address: string): FarcallError {
   let record: ErrorRecord = {};
   try {
     const value = serializer.decode(body);
@@ -73,5 +77,6 @@ export function decodeErrorBody(serializer: Serializer, code: Code, body: Uint8A
   }
   if (typeof record.name === "string") details["name"] = record.name;
   if (typeof record.stack === "string") details["remoteStack"] = record.stack;
+  details["address"] = address;
   return new FarcallError(code, message, { details, ...(metadata === undefined ? {} : { metadata }) });
 }

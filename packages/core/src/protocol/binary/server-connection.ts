@@ -29,7 +29,7 @@ export class ServerConnection {
   readonly #link: Link;
   readonly #options: ServerConnectionOptions;
   readonly #decoder: FrameDecoder;
-  readonly #writer = new FrameWriter();
+  readonly #writer: FrameWriter;
   #flushScheduled = false;
   #closed = false;
   /** Epoch ms of the last byte read. */
@@ -44,6 +44,7 @@ export class ServerConnection {
     this.#link = link;
     this.#options = options;
     this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
+    this.#writer = new FrameWriter({ maxFrameBytes: options.maxFrameBytes });
     link.onData((chunk) => this.#onData(chunk));
     link.onClose(() => this.#onClosed());
   }
@@ -58,25 +59,32 @@ export class ServerConnection {
   /** Writes a success reply. A value the serializer cannot encode becomes an `internal` error reply. */
   respond(requestId: number, serializer: Serializer, value: unknown, metadata?: Metadata): void {
     if (this.#closed) return;
-    let body: Uint8Array;
-    let meta: Uint8Array | undefined;
     try {
-      body = serializer.encode(value);
-      meta = encodeMetadata(serializer, metadata);
+      const body = serializer.encode(value);
+      const meta = encodeMetadata(serializer, metadata);
+      this.#writer.writeResponse(requestId, FrameFlags.response, serializer.id, 0, meta, body);
     } catch (error) {
-      this.respondError(requestId, serializer, new FarcallError("internal", `cannot encode the reply: ${FarcallError.from(error).message}`));
+      // Nothing was written (the writer checks before writing): answer with the reason instead.
+      const reason = FarcallError.from(error, "internal");
+      const code = reason.code === "resource_exhausted" ? "resource_exhausted" : "internal";
+      this.respondError(requestId, serializer, new FarcallError(code, `cannot send the reply: ${reason.message}`));
       return;
     }
-    this.#writer.writeResponse(requestId, FrameFlags.response, serializer.id, 0, meta, body);
     this.#scheduleFlush();
   }
 
   /** Writes an error reply with the error's code. */
   respondError(requestId: number, serializer: Serializer, error: FarcallError): void {
     if (this.#closed) return;
-    const body = encodeErrorBody(serializer, error, this.#options.includeStack);
-    const meta = encodeMetadata(serializer, error.metadata);
-    this.#writer.writeResponse(requestId, FrameFlags.response, serializer.id, codeToStatus(error.code), meta, body);
+    const status = codeToStatus(error.code);
+    try {
+      const body = encodeErrorBody(serializer, error, this.#options.includeStack);
+      const meta = encodeMetadata(serializer, error.metadata);
+      this.#writer.writeResponse(requestId, FrameFlags.response, serializer.id, status, meta, body);
+    } catch {
+      // An error record too large to send (a huge message or metadata): send the code alone.
+      this.#writer.writeResponse(requestId, FrameFlags.response, serializer.id, status, undefined, serializer.encode({ message: "error too large to send" }));
+    }
     this.#scheduleFlush();
   }
 
