@@ -28,8 +28,8 @@ export interface InfoUserService {
 /**
  * The definition farcall routes by; it shares the interface's name (one a type, one a value), so
  * `app.client(InfoUserService)` reads like the seed. Reads are idempotent, so failover may retry
- * them on another provider after a timeout or a lost connection; writes are not, so they are
- * retried only when the request never left the consumer.
+ * them on another provider after a lost connection; writes are not, so they are retried only when
+ * the request never left the consumer.
  */
 export const InfoUserService = defineService<InfoUserService>("demo.InfoUserService", {
   version: "1.0.0",
