@@ -41,7 +41,9 @@ export interface Application {
   client<T>(definition: ServiceDefinition<T>, options?: ClientOptions): Stub<T>;
   /**
    * Starts serving: listens and registers every provided service. Without provided services it
-   * does nothing. @throws FarcallError `unavailable` when the port cannot be bound or registration fails.
+   * does nothing.
+   * @throws FarcallError `unavailable` when the port cannot be bound; a registration failure is
+   *   passed on as the registry raised it (e.g. `permission_denied` from an unsafe local directory).
    */
   start(): Promise<void>;
   /**
@@ -79,6 +81,11 @@ function validate(o: ApplicationOptions): void {
     if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) badOption(name, `must be an integer in ${min}..${max}`);
   };
   if (typeof o.name !== "string" || !/^[\w.\-]{1,100}$/.test(o.name)) badOption("name", "1..100 letters, digits, _ . -");
+  if (typeof o.group !== "string" || !/^[\w.\-+]{0,64}$/.test(o.group)) badOption("group", "0..64 letters, digits, _ . - +");
+  if (typeof o.host !== "string" || !/^[A-Za-z0-9_.:\-]{1,255}$/.test(o.host)) badOption("host", "a host name or IP address");
+  oneOf("serializer", o.serializer, ["msgpack", "json"], "object");
+  oneOf("loadBalancer", o.loadBalancer, ["random", "roundRobin"], "object");
+  oneOf("faultTolerance", o.faultTolerance, ["failover", "failfast"], "function");
   int("port", 0, 65535);
   int("timeoutMs", 0, 2 ** 31 - 1);
   int("retries", 0, 10);
@@ -89,6 +96,11 @@ function validate(o: ApplicationOptions): void {
   int("maxPendingCalls", 1, 10_000_000);
   int("weight", 0, 10000);
   int("warmupMs", 0, 86_400_000);
+}
+
+function oneOf(name: string, value: unknown, names: readonly string[], valueType: "object" | "function"): void {
+  if (typeof value === "string" ? names.includes(value) : typeof value === valueType && value !== null) return;
+  badOption(name, `must be one of ${names.join(", ")} or a ${name} value, got ${JSON.stringify(value)}`);
 }
 
 function serializerOf(value: ApplicationOptions["serializer"]): Serializer {
@@ -168,6 +180,8 @@ class FarcallApplication implements Application {
   }
 
   client<T>(definition: ServiceDefinition<T>, options: ClientOptions = {}): Stub<T> {
+    oneOf("loadBalancer", options.loadBalancer ?? "random", ["random", "roundRobin"], "object");
+    oneOf("faultTolerance", options.faultTolerance ?? "failover", ["failover", "failfast"], "function");
     if (this.#closing) throw new FarcallError("unavailable", "the application is closed", { sent: false });
     const effective = this.#withGroup(definition);
     const key = `${effective.group}/${effective.name}:${effective.version}`;

@@ -1,5 +1,5 @@
 import type { MethodNames } from "../contract/define-service.js";
-import type { Metadata } from "../errors/farcall-error.js";
+import { badOption, type Metadata } from "../errors/farcall-error.js";
 
 /**
  * The consumer's typed view of service `T`: every method returns a promise of its result.
@@ -38,6 +38,6 @@ interface StubSource {
 export function withOptions<S extends object>(stub: S, options: CallOptions): S {
   const source = stub as unknown as Partial<StubSource>;
   const factory = source[stubFactory];
-  if (typeof factory !== "function") throw new TypeError("withOptions: not a farcall stub");
+  if (typeof factory !== "function") badOption("stub", "not a farcall stub (use the value app.client() returned)");
   return factory(options) as S;
 }

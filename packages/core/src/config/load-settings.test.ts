@@ -93,6 +93,17 @@ describe("loadSettings", () => {
     assertRejectsOption(() => loadSettings({ env: { FARCALL_SERIALIZER: "xml" }, configFile: path }), "FARCALL_SERIALIZER (environment)");
   });
 
+  it("rejects a misspelt key in one of farcall's sections, naming it, and leaves other keys alone", async () => {
+    const typo = await propertiesFile("server.prot=20880\n");
+    assertRejectsOption(() => loadSettings({ env: {}, configFile: typo }), `server.prot (${typo})`);
+    const foreign = await propertiesFile("myapp.feature=on\nserver.port=20880\n");
+    assert.deepEqual(loadSettings({ env: {}, configFile: foreign }), { port: 20880 });
+  });
+
+  it("treats an empty FARCALL_CONFIG as unset", () => {
+    assert.deepEqual(loadSettings({ env: { FARCALL_CONFIG: "" } }), {});
+  });
+
   it("rejects an unknown oneOf value from the file", async () => {
     const path = await propertiesFile("cluster.faultTolerance=forking\n");
     assertRejectsOption(() => loadSettings({ env: {}, configFile: path }), `cluster.faultTolerance (${path})`);

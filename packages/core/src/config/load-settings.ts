@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
-import { FarcallError } from "../errors/farcall-error.js";
-import { parseProperties, readSettings, type SettingValues } from "./settings.js";
+import { badOption, FarcallError } from "../errors/farcall-error.js";
+import { parseProperties, readSettings, settings, type SettingValues } from "./settings.js";
 
 /** Where settings come from besides code. */
 export interface SettingSources {
@@ -24,7 +24,8 @@ const maxConfigBytes = 1024 * 1024;
  */
 export function loadSettings(sources: SettingSources = {}): SettingValues {
   const env = sources.env ?? process.env;
-  const explicit = sources.configFile ?? env["FARCALL_CONFIG"];
+  const configFromEnv = env["FARCALL_CONFIG"];
+  const explicit = sources.configFile ?? (configFromEnv === "" ? undefined : configFromEnv);
   const path = explicit ?? (existsSync("farcall.properties") ? "farcall.properties" : undefined);
   let fromFile: SettingValues = {};
   if (path !== undefined) {
@@ -32,12 +33,32 @@ export function loadSettings(sources: SettingSources = {}): SettingValues {
     try {
       text = readFileSync(path, "utf8");
     } catch (error) {
-      throw new FarcallError("invalid_argument", `config file ${path}: ${(error as Error).message}`, { reason: "bad_option", cause: error, details: { option: "configFile" } });
+      throw new FarcallError("invalid_argument", `config file ${path}: ${(error as Error).message}`, {
+        reason: "bad_option",
+        cause: error,
+        details: { option: "configFile" },
+        sent: false,
+      });
     }
-    if (text.length > maxConfigBytes) throw new FarcallError("invalid_argument", `config file ${path} is larger than 1 MiB`, { reason: "bad_option" });
+    if (text.length > maxConfigBytes) {
+      throw new FarcallError("invalid_argument", `config file ${path} is larger than 1 MiB`, { reason: "bad_option", details: { option: "configFile" }, sent: false });
+    }
     const props = parseProperties(text);
+    rejectUnknownKeys(props, path);
     fromFile = readSettings((s) => props.get(s.file), path, false);
   }
   const fromEnv = readSettings((s) => env[s.env], "environment", true);
   return { ...fromFile, ...fromEnv };
+}
+
+/** Sections of the properties file that belong to farcall; a key in them that farcall does not know is a typo. */
+const ownSections = ["application.", "registry.", "server.", "call.", "cluster.", "shutdown.", "connection.", "provider."];
+
+function rejectUnknownKeys(props: ReadonlyMap<string, string>, path: string): void {
+  const known = new Set<string>(Object.values(settings).map((s) => s.file));
+  for (const key of props.keys()) {
+    if (!known.has(key) && ownSections.some((section) => key.startsWith(section))) {
+      badOption(`${key} (${path})`, `unknown setting; known ones: ${[...known].sort().join(", ")}`);
+    }
+  }
 }

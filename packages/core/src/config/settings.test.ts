@@ -37,9 +37,14 @@ describe("parseProperties", () => {
     assert.equal(props.get("a"), "b=c");
   });
 
-  it("ignores blank lines, # and ! comments, lines without a key or separator; handles CRLF", () => {
-    const text = ["# a comment", "! another", "", "   ", "=no key", ": no key either", "no separator", "  # indented comment", "k=v"].join("\r\n");
+  it("ignores blank lines, # and ! comments and lines without a key; handles CRLF", () => {
+    const text = ["# a comment", "! another", "", "   ", "=no key", ": no key either", "  # indented comment", "k=v"].join("\r\n");
     assert.deepEqual(Object.fromEntries(parseProperties(text)), { k: "v" });
+  });
+
+  it("accepts whitespace as the separator, as Java properties do, and a lone key as empty", () => {
+    const props = parseProperties("server.port 20880\nserver.host  =  ::1\nlonekey\n");
+    assert.deepEqual(Object.fromEntries(props), { "server.port": "20880", "server.host": "::1", lonekey: "" });
   });
 
   it("keeps the last value of a repeated key and allows empty values", () => {

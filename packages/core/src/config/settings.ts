@@ -83,15 +83,19 @@ function parseValue(setting: Setting, raw: string, where: string): string | numb
   }
 }
 
-/** Parses a Java-style properties file: `key=value` or `key: value`, `#`/`!` comments. */
+/** Parses a Java-style properties file: `key=value`, `key: value` or `key value`; `#`/`!` comments. */
 export function parseProperties(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const rawLine of text.split(/\r?\n/)) {
     const line = rawLine.trim();
     if (line === "" || line.startsWith("#") || line.startsWith("!")) continue;
-    const at = line.search(/[=:]/);
-    if (at <= 0) continue;
-    out.set(line.slice(0, at).trim(), line.slice(at + 1).trim());
+    const at = line.search(/[=:\s]/);
+    if (at === 0) continue;
+    if (at < 0) {
+      out.set(line, "");
+      continue;
+    }
+    out.set(line.slice(0, at).trim(), line.slice(at + 1).replace(/^\s*[=:]?/, "").trim());
   }
   return out;
 }
