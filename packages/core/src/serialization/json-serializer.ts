@@ -58,12 +58,13 @@ export function jsonSerializer(options: JsonSerializerOptions = {}): Serializer 
       }
       return Buffer.from(text, "utf8");
     },
-    decode(bytes: Uint8Array): unknown {
+    decode(bytes: Uint8Array, start = 0, end = bytes.length): unknown {
       if (!(bytes instanceof Uint8Array)) throw new FarcallError("invalid_argument", "JSON input must be a Uint8Array");
-      if (bytes.length === 0) return undefined;
+      if (start < 0 || end > bytes.length || start > end) throw new FarcallError("invalid_argument", "JSON input range out of bounds");
+      if (end === start) return undefined;
       let text: string;
       try {
-        text = utf8.decode(bytes);
+        text = utf8.decode(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end));
       } catch (error) {
         throw new FarcallError("invalid_argument", "malformed JSON: input is not valid UTF-8", { cause: error });
       }

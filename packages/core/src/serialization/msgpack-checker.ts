@@ -29,16 +29,16 @@ const protoKey = [0x5f, 0x5f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x5f, 0x5f] as const
  * re-entered.
  * @throws FarcallError `invalid_argument` naming the problem and its byte offset.
  */
-export function msgpackChecker(maxDepth: number): (bytes: Uint8Array) => void {
+export function msgpackChecker(maxDepth: number): (bytes: Uint8Array, start?: number, stop?: number) => void {
   let input: Uint8Array = emptyBytes;
   let end = 0;
 
-  return function check(bytes: Uint8Array): void {
-    if (bytes.length === 0) throw malformed("empty input", 0);
+  return function check(bytes: Uint8Array, start = 0, stop = bytes.length): void {
+    if (stop <= start) throw malformed("empty input", start);
     input = bytes;
-    end = bytes.length;
+    end = stop;
     try {
-      const pos = value(0, 0);
+      const pos = value(start, 0);
       if (pos !== end) throw malformed(`${end - pos} trailing bytes`, pos);
     } finally {
       input = emptyBytes; // do not keep the input alive

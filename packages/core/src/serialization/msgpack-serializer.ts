@@ -69,6 +69,8 @@ export function msgpackSerializer(options: MsgpackSerializerOptions = {}): Seria
   });
   const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, copyBuffers: true, structuredClone: false });
   const check = msgpackChecker(maxDepth);
+  // Reused for every decode (msgpackr reads it synchronously): no allocation per call.
+  const range = { start: 0, end: 0 };
   return Object.freeze({
     id: 1,
     name: "msgpack",
@@ -82,13 +84,16 @@ export function msgpackSerializer(options: MsgpackSerializerOptions = {}): Seria
         throw new FarcallError("invalid_argument", `cannot encode value: ${message}`, { cause: error });
       }
     },
-    decode(bytes: Uint8Array): unknown {
+    decode(bytes: Uint8Array, start = 0, end = bytes.length): unknown {
       if (!(bytes instanceof Uint8Array)) throw new FarcallError("invalid_argument", "msgpack input must be a Uint8Array");
-      check(bytes);
+      if (start < 0 || end > bytes.length || start > end) throw new FarcallError("invalid_argument", "msgpack input range out of bounds");
+      check(bytes, start, end);
       // a Buffer source makes msgpackr copy `bin` values as Buffers whatever the caller passed
       const source = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      range.start = start;
+      range.end = end;
       try {
-        return unpackr.unpack(source);
+        return unpackr.unpack(source, range);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         throw new FarcallError("invalid_argument", `malformed msgpack: ${message}`, { cause: error });

@@ -8,5 +8,9 @@ export interface Serializer {
   readonly id: number;
   readonly name: string;
   encode(value: unknown): Uint8Array;
-  decode(bytes: Uint8Array): unknown;
+  /**
+   * Decodes `bytes[start, end)` (default: all of `bytes`), so a receiver can decode a section of a
+   * frame in place. Never keeps a reference to `bytes` in what it returns.
+   */
+  decode(bytes: Uint8Array, start?: number, end?: number): unknown;
 }

@@ -1,6 +1,5 @@
 import { FarcallError, type Metadata } from "../errors/farcall-error.js";
-import type { Frame } from "../protocol/binary/frame.js";
-import { routeKey } from "../protocol/binary/frame-encoder.js";
+import type { Frame, ReceivedFrame } from "../protocol/binary/frame.js";
 import { decodeMetadata } from "../protocol/binary/payload.js";
 import { ServerConnection } from "../protocol/binary/server-connection.js";
 import type { Serializer } from "../serialization/serializer.js";
@@ -129,10 +128,10 @@ export class Server {
     }
   }
 
-  #onRequest(frame: Frame, connection: ServerConnection): void {
+  #onRequest(frame: ReceivedFrame, connection: ServerConnection): void {
     const id = frame.requestId;
     const oneway = (frame.flags & 0x02) !== 0;
-    const target = this.#options.table.get(routeKey(frame.route));
+    const target = this.#route(frame, connection);
     const serializer = this.#options.serializers.get(frame.serializerId);
     if (target === undefined) {
       if (!oneway) connection.respondError(id, serializer ?? this.#options.fallbackSerializer, unimplemented(frame));
@@ -145,10 +144,11 @@ export class Server {
     let args: unknown[];
     let metadata: Metadata;
     try {
-      const decoded = serializer.decode(frame.body);
+      const { source, metadataStart, bodyStart } = frame;
+      const decoded = serializer.decode(source, bodyStart, frame.bodyEnd);
       if (!Array.isArray(decoded)) throw new FarcallError("invalid_argument", "request body is not an argument list");
       args = decoded;
-      metadata = frame.metadata.length > 0 ? decodeMetadata(serializer, frame.metadata) : emptyMetadata;
+      metadata = bodyStart > metadataStart ? decodeMetadata(serializer, source, metadataStart, bodyStart) : emptyMetadata;
     } catch (error) {
       if (!oneway) connection.respondError(id, serializer, FarcallError.from(error, "invalid_argument"));
       return;
@@ -174,6 +174,25 @@ export class Server {
     } else {
       this.#finish(connection, context, id, oneway, serializer, result, undefined, undefined);
     }
+  }
+
+  /** The target of the frame's route, through the connection's one-entry cache; no body is read. */
+  #route(frame: ReceivedFrame, connection: ServerConnection): Target | undefined {
+    const { source, routeStart, metadataStart } = frame;
+    const length = metadataStart - routeStart;
+    const last = connection.lastRoute;
+    if (last !== undefined && last.length === length) {
+      let i = 0;
+      while (i < length && last[i] === source[routeStart + i]) i++;
+      if (i === length) return connection.lastRouteTarget as Target;
+    }
+    // The route key is the route's bytes as latin1 (see routeKey): same string, no view needed.
+    const target = this.#options.table.get(source.toString("latin1", routeStart, metadataStart));
+    if (target !== undefined) {
+      connection.lastRoute = Uint8Array.prototype.slice.call(source, routeStart, metadataStart);
+      connection.lastRouteTarget = target;
+    }
+    return target;
   }
 
   #finish(

@@ -4,7 +4,7 @@ import type { Serializer } from "../../serialization/serializer.js";
 import { systemClock, type Clock } from "../../timing/clock.js";
 import type { TimerEntry, TimingWheel } from "../../timing/timing-wheel.js";
 import type { Link } from "../../transport/transport.js";
-import { type Frame, FrameFlags } from "./frame.js";
+import { FrameFlags, type ReceivedFrame } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
 import { FrameWriter } from "./frame-encoder.js";
 import { decodeErrorBody, decodeMetadata, encodeMetadata } from "./payload.js";
@@ -193,7 +193,7 @@ export class ClientConnection {
     }
   }
 
-  #onFrame(frame: Frame): void {
+  #onFrame(frame: ReceivedFrame): void {
     const flags = frame.flags;
     if (flags & FrameFlags.closing) {
       this.#markClosing();
@@ -216,11 +216,12 @@ export class ClientConnection {
       return;
     }
     try {
-      const metadata = frame.metadata.length > 0 ? decodeMetadata(serializer, frame.metadata) : undefined;
+      const { source, bodyStart, bodyEnd } = frame;
+      const metadata = bodyStart > frame.metadataStart ? decodeMetadata(serializer, source, frame.metadataStart, bodyStart) : undefined;
       if (frame.status === 0) {
-        pending.resolve({ value: serializer.decode(frame.body), metadata });
+        pending.resolve({ value: serializer.decode(source, bodyStart, bodyEnd), metadata });
       } else {
-        pending.reject(decodeErrorBody(serializer, statusToCode(frame.status), frame.body, metadata, this.#address));
+        pending.reject(decodeErrorBody(serializer, statusToCode(frame.status), source, bodyStart, bodyEnd, metadata, this.#address));
       }
     } catch (error) {
       pending.reject(FarcallError.from(error, "internal"));

@@ -3,6 +3,7 @@ import { badOption, FarcallError } from "../../errors/farcall-error.js";
 import {
   defaultMaxFrameBytes,
   type Frame,
+  type ReceivedFrame,
   FrameFlags,
   headerBytes,
   magic0,
@@ -74,7 +75,7 @@ export class FrameDecoder {
    *
    * @throws FarcallError for a malformed or oversize frame (see the class documentation).
    */
-  push(chunk: Buffer, onFrame: (frame: Frame) => void): void {
+  push(chunk: Buffer, onFrame: (frame: ReceivedFrame) => void): void {
     if (this.#failed) throw this.#failure;
     try {
       this.#consume(chunk, onFrame);
@@ -87,7 +88,7 @@ export class FrameDecoder {
     }
   }
 
-  #consume(chunk: Buffer, onFrame: (frame: Frame) => void): void {
+  #consume(chunk: Buffer, onFrame: (frame: ReceivedFrame) => void): void {
     const end = chunk.length;
     let offset = 0;
     if (this.#filled > 0) {
@@ -112,7 +113,7 @@ export class FrameDecoder {
   }
 
   /** Adds the start of `chunk` to the straddling frame; returns the offset of the unused rest. */
-  #continuePartial(chunk: Buffer, onFrame: (frame: Frame) => void): number {
+  #continuePartial(chunk: Buffer, onFrame: (frame: ReceivedFrame) => void): number {
     let offset = 0;
     if (this.#frameBytes === 0) {
       offset = Math.min(headerBytes - this.#filled, chunk.length);
@@ -228,24 +229,45 @@ function checkHeader(buf: Buffer, offset: number, maxFrameBytes: number): number
   return frameBytes;
 }
 
+/** A decoded frame over its source bytes; section views are made only when asked for. */
+class DecodedFrame implements ReceivedFrame {
+  readonly flags: number;
+  readonly serializerId: number;
+  readonly status: number;
+  readonly requestId: number;
+  readonly timeoutMs: number;
+  readonly routeStart: number;
+  readonly metadataStart: number;
+  readonly bodyStart: number;
+  readonly bodyEnd: number;
+  constructor(
+    readonly source: Buffer,
+    offset: number,
+  ) {
+    this.flags = u8(source, offset + 3);
+    this.serializerId = u8(source, offset + 4);
+    this.status = u8(source, offset + 5);
+    this.requestId = u32(source, offset + 8);
+    this.timeoutMs = u32(source, offset + 12);
+    this.routeStart = offset + headerBytes;
+    this.metadataStart = this.routeStart + u16(source, offset + 6);
+    this.bodyStart = this.metadataStart + u32(source, offset + 16);
+    this.bodyEnd = this.bodyStart + u32(source, offset + 20);
+  }
+  get route(): Uint8Array {
+    return view(this.source, this.routeStart, this.metadataStart - this.routeStart);
+  }
+  get metadata(): Uint8Array {
+    return view(this.source, this.metadataStart, this.bodyStart - this.metadataStart);
+  }
+  get body(): Uint8Array {
+    return view(this.source, this.bodyStart, this.bodyEnd - this.bodyStart);
+  }
+}
+
 /** Calls `onFrame` with the frame at `offset` (already checked, wholly inside `buf`). */
-function emitFrame(buf: Buffer, offset: number, onFrame: (frame: Frame) => void): void {
-  const routeBytes = u16(buf, offset + 6);
-  const metadataBytes = u32(buf, offset + 16);
-  const bodyBytes = u32(buf, offset + 20);
-  const routeStart = offset + headerBytes;
-  const metadataStart = routeStart + routeBytes;
-  const bodyStart = metadataStart + metadataBytes;
-  onFrame({
-    flags: u8(buf, offset + 3),
-    serializerId: u8(buf, offset + 4),
-    status: u8(buf, offset + 5),
-    requestId: u32(buf, offset + 8),
-    timeoutMs: u32(buf, offset + 12),
-    route: view(buf, routeStart, routeBytes),
-    metadata: view(buf, metadataStart, metadataBytes),
-    body: view(buf, bodyStart, bodyBytes),
-  });
+function emitFrame(buf: Buffer, offset: number, onFrame: (frame: ReceivedFrame) => void): void {
+  onFrame(new DecodedFrame(buf, offset));
 }
 
 /**

@@ -58,3 +58,19 @@ export interface Frame {
   readonly metadata: Uint8Array;
   readonly body: Uint8Array;
 }
+
+/**
+ * A frame as the decoder hands it out: the header fields plus where its sections lie in `source`,
+ * so receivers can decode sections in place without allocating views. `route`, `metadata` and
+ * `body` are views made on first access. Valid only during the decoder's callback.
+ */
+export interface ReceivedFrame extends Frame {
+  /** The bytes holding the frame (a received chunk or the decoder's reassembly buffer). */
+  readonly source: Buffer;
+  readonly routeStart: number;
+  /** End of the route, start of the metadata. */
+  readonly metadataStart: number;
+  /** End of the metadata, start of the body. */
+  readonly bodyStart: number;
+  readonly bodyEnd: number;
+}

@@ -15,8 +15,8 @@ export function encodeMetadata(serializer: Serializer, metadata: Metadata | unde
  * Decodes untrusted metadata: a record of at most {@link maxMetadataEntries} string values, copied
  * into a null-prototype object. Anything else is `invalid_argument`.
  */
-export function decodeMetadata(serializer: Serializer, bytes: Uint8Array): Metadata {
-  const value = serializer.decode(bytes);
+export function decodeMetadata(serializer: Serializer, bytes: Uint8Array, start = 0, end = bytes.length): Metadata {
+  const value = serializer.decode(bytes, start, end);
   if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Map) {
     throw new FarcallError("invalid_argument", "metadata is not a record");
   }
@@ -62,10 +62,18 @@ export function encodeErrorBody(serializer: Serializer, error: FarcallError, inc
  * `details.address` is always the provider that answered (whatever the body says), so failover
  * excludes the right provider.
  */
-export function decodeErrorBody(serializer: Serializer, code: Code, body: Uint8Array, metadata: Metadata | undefined, address: string): FarcallError {
+export function decodeErrorBody(
+  serializer: Serializer,
+  code: Code,
+  source: Uint8Array,
+  start: number,
+  end: number,
+  metadata: Metadata | undefined,
+  address: string,
+): FarcallError {
   let record: ErrorRecord = {};
   try {
-    const value = serializer.decode(body);
+    const value = serializer.decode(source, start, end);
     if (typeof value === "object" && value !== null && !Array.isArray(value)) record = value as ErrorRecord;
   } catch {
     // A garbled error body still yields the error code.
