@@ -6,4 +6,5 @@ export { memoryTransport } from "./transport/memory-transport.js";
 export { createMemoryRegistryStore, memoryRegistry } from "./registry/memory-registry.js";
 export type { MemoryRegistryOptions, MemoryRegistryStore } from "./registry/memory-registry.js";
 export { TimingWheel } from "./timing/timing-wheel.js";
+export type { TimerEntry, TimingWheelOptions } from "./timing/timing-wheel.js";
 export type { Clock } from "./timing/clock.js";
