@@ -12,6 +12,8 @@ import type { Stub } from "./client/stub.js";
 import { loadSettings } from "./config/load-settings.js";
 import { registryFromAddress } from "./config/registry-address.js";
 import type { ServiceDefinition } from "./contract/define-service.js";
+import type { Implementation } from "./contract/implementation.js";
+import { definitionOf } from "./contract/rpc-service.js";
 import { badOption, FarcallError } from "./errors/farcall-error.js";
 import type { Endpoint } from "./registry/endpoint.js";
 import type { Registration, Registry } from "./registry/registry.js";
@@ -19,7 +21,7 @@ import { jsonSerializer } from "./serialization/json-serializer.js";
 import { msgpackSerializer } from "./serialization/msgpack-serializer.js";
 import type { Serializer } from "./serialization/serializer.js";
 import { Server } from "./server/server.js";
-import { type Implementation, ServiceTable } from "./server/service-table.js";
+import { ServiceTable } from "./server/service-table.js";
 import { TimingWheel } from "./timing/timing-wheel.js";
 import { tcpTransport } from "./transport/tcp-transport.js";
 import type { Address } from "./transport/transport.js";
@@ -37,6 +39,11 @@ export interface Application {
    * @throws FarcallError `invalid_argument` (`bad_option`) for a missing method, a duplicate service, or after `start()`.
    */
   provide<T>(definition: ServiceDefinition<T>, implementation: Implementation<T>, options?: ProvideOptions): void;
+  /**
+   * Adds an instance of a class decorated with `@rpcService(definition)`.
+   * @throws FarcallError `invalid_argument` (`bad_option`) when the class is not decorated.
+   */
+  provide(implementation: object, options?: ProvideOptions): void;
   /** A typed stub for `definition`, calling the providers the registry reports. Cheap to call again. */
   client<T>(definition: ServiceDefinition<T>, options?: ClientOptions): Stub<T>;
   /**
@@ -69,6 +76,10 @@ export function createApplication(options: ApplicationOptions = {}): Application
   const merged = { ...defaults, ...loaded, ...withoutUndefined(options) } as Resolved & ApplicationOptions;
   validate(merged);
   return new FarcallApplication(merged);
+}
+
+function isDefinition(value: object): value is ServiceDefinition<unknown> {
+  return (value as Partial<ServiceDefinition<unknown>>).methods instanceof Map && typeof (value as { name?: unknown }).name === "string";
 }
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {
@@ -172,8 +183,22 @@ class FarcallApplication implements Application {
     return this.#server?.address;
   }
 
-  provide<T>(definition: ServiceDefinition<T>, implementation: Implementation<T>, options: ProvideOptions = {}): void {
+  provide<T>(first: ServiceDefinition<T> | object, second?: Implementation<T> | ProvideOptions, third?: ProvideOptions): void {
     if (this.#started) badOption("provide", "services must be provided before start()");
+    let definition: ServiceDefinition<T>;
+    let implementation: Implementation<T>;
+    let options: ProvideOptions;
+    if (isDefinition(first)) {
+      definition = first as ServiceDefinition<T>;
+      implementation = second as Implementation<T>;
+      options = third ?? {};
+    } else {
+      const found = definitionOf(first);
+      if (found === undefined) badOption("implementation", "pass a service definition, or an instance of a class decorated with @rpcService");
+      definition = found as ServiceDefinition<T>;
+      implementation = first as Implementation<T>;
+      options = (second as ProvideOptions | undefined) ?? {};
+    }
     const effective = this.#withGroup(definition);
     this.#table.add(effective, implementation);
     this.#provided.push({ definition: effective as ServiceDefinition<unknown>, options });

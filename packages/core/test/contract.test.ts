@@ -7,7 +7,10 @@ import type { Stub } from "../src/client/stub.js";
 import { withOptions } from "../src/client/stub.js";
 import { defineService } from "../src/contract/define-service.js";
 import { FarcallError } from "../src/errors/farcall-error.js";
-import type { Implementation } from "../src/server/service-table.js";
+import type { Implementation } from "../src/contract/implementation.js";
+import { rpcService } from "../src/contract/rpc-service.js";
+import { createMemoryRegistryStore, memoryRegistry } from "../src/registry/memory-registry.js";
+import { memoryTransport } from "../src/transport/memory-transport.js";
 
 interface Calc {
   add(a: number, b: number): number;
@@ -78,5 +81,35 @@ describe("contract", () => {
     const app = createApplication({ env: {}, registry: "memory", handleSignals: false });
     const Calc = defineService<Calc>("t.Calc", { version: "1", methods: { add: {}, name: {} } });
     rejects(() => app.provide(Calc, { add: (a: number, b: number) => a + b } as unknown as Implementation<Calc>), "implementation.name");
+  });
+
+  it("provides an instance of a class decorated with @rpcService (the seeds' annotation style)", async () => {
+    const Calc = defineService<Calc>("t.Calc", { version: "1", methods: { add: { idempotent: true }, name: {} } });
+    @rpcService(Calc)
+    class CalcImpl implements Implementation<Calc> {
+      add(a: number, b: number): number {
+        return a + b;
+      }
+      async name(): Promise<string> {
+        return "calc";
+      }
+    }
+    class Undecorated {}
+    const store = createMemoryRegistryStore();
+    const transport = memoryTransport();
+    const base = { env: {}, handleSignals: false, transport, warmupMs: 0 } as const;
+    const provider = createApplication({ ...base, name: "p", registry: memoryRegistry({ store }) });
+    const consumer = createApplication({ ...base, name: "c", registry: memoryRegistry({ store }) });
+    try {
+      rejects(() => provider.provide(new Undecorated()), "implementation");
+      provider.provide(new CalcImpl());
+      await provider.start();
+      const calc = consumer.client(Calc);
+      assert.equal(await calc.add(2, 3), 5);
+      assert.equal(await calc.name(), "calc");
+    } finally {
+      await consumer.close();
+      await provider.close();
+    }
   });
 });

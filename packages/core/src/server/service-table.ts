@@ -1,15 +1,9 @@
-import type { CallContext } from "../call/call-context.js";
 import type { MethodDefinition, ServiceDefinition } from "../contract/define-service.js";
+import type { Implementation } from "../contract/implementation.js";
+
+export type { Implementation } from "../contract/implementation.js";
 import { badOption } from "../errors/farcall-error.js";
 import { encodeRoute, routeKey } from "../protocol/binary/frame-encoder.js";
-
-/**
- * What a provider implements for service `T`: every method, sync or async, receiving its declared
- * arguments followed by the {@link CallContext}.
- */
-export type Implementation<T> = {
-  [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: [...A, CallContext]) => R | Awaited<R> | Promise<Awaited<R>> : never;
-};
 
 /** One routable method of one provided service. */
 export interface Target {
