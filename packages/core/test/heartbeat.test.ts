@@ -2,7 +2,7 @@
 // link survives, and the provider closes links idle past idleTimeoutMs.
 import assert from "node:assert/strict";
 import net from "node:net";
-import { describe, it } from "node:test";
+import { afterEach, beforeEach, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createApplication } from "../src/application.js";
 import { withOptions } from "../src/client/stub.js";
@@ -10,6 +10,7 @@ import { FarcallError } from "../src/errors/farcall-error.js";
 import { tcpTransport } from "../src/transport/tcp-transport.js";
 import type { Transport } from "../src/transport/transport.js";
 import { Users } from "./fixtures.js";
+import { trackResources } from "./resources.js";
 
 const base = { env: {}, handleSignals: false, graceMs: 200, warmupMs: 0, host: "127.0.0.1" } as const;
 
@@ -50,6 +51,13 @@ function provider(extra: Record<string, unknown> = {}) {
 }
 
 describe("heartbeat and idle", () => {
+  // Every test here must release every socket, server and timer it made.
+  let assertReleased: () => Promise<void> = async () => {};
+  beforeEach(() => {
+    assertReleased = trackResources();
+  });
+  afterEach(() => assertReleased());
+
   it("declares a silent peer dead within 3 heartbeats and fails its pending calls with unavailable", async () => {
     const hole = await blackHole();
     const consumer = createApplication({ ...base, name: "c", registry: `direct://127.0.0.1:${hole.port}`, heartbeatIntervalMs: 100, retries: 0 });

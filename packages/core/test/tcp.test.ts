@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
-import { describe, it } from "node:test";
+import { afterEach, beforeEach, describe, it } from "node:test";
 import { createApplication } from "../src/application.js";
 import { withOptions } from "../src/client/stub.js";
 import { FarcallError } from "../src/errors/farcall-error.js";
@@ -58,6 +58,13 @@ function readUntilClose(socket: net.Socket, timeoutMs: number): Promise<{ data: 
 }
 
 describe("tcp", () => {
+  // Every test here must release every socket, server and timer it made.
+  let assertReleased: () => Promise<void> = async () => {};
+  beforeEach(() => {
+    assertReleased = trackResources();
+  });
+  afterEach(() => assertReleased());
+
   it("serves 1000 concurrent calls over one socket and leaks nothing", async () => {
     const check = trackResources();
     const provider = await startProvider();

@@ -1,6 +1,7 @@
 import { FarcallError } from "../errors/farcall-error.js";
 import { ClientConnection, type ClientConnectionOptions } from "../protocol/binary/client-connection.js";
 import type { Endpoint } from "../registry/endpoint.js";
+import { type Clock, systemClock } from "../timing/clock.js";
 import type { Transport } from "../transport/transport.js";
 
 /** Options of {@link ConnectionPool}. */
@@ -13,6 +14,10 @@ export interface ConnectionPoolOptions {
   readonly backoffMaxMs: number;
   /** How long, in ms, an address that sent `closing` stays unusable after its connection closed. Default 5000. */
   readonly closedHoldMs: number;
+  /** Default {@link systemClock}. */
+  readonly clock?: Clock;
+  /** Uniform random numbers in [0, 1) for jitter. Default `Math.random`. */
+  readonly random?: () => number;
 }
 
 interface Slot {
@@ -38,8 +43,13 @@ export class ConnectionPool {
   readonly #listeners = new Set<() => void>();
   #closed = false;
 
+  readonly #clock: Clock;
+  readonly #random: () => number;
+
   constructor(options: ConnectionPoolOptions) {
     this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
   }
 
   /** Calls `listener` whenever an address's usability changes; returns a function removing it. */
@@ -114,7 +124,7 @@ export class ConnectionPool {
           if (slot.closing) {
             // A provider that announced shutdown stays out of rotation until the registry drops it.
             slot.closing = false;
-            slot.retryAt = Date.now() + this.#options.closedHoldMs;
+            slot.retryAt = this.#clock.now() + this.#options.closedHoldMs;
           } else if (this.#slots.get(key) === slot) {
             this.#slots.delete(key);
           }
@@ -126,7 +136,7 @@ export class ConnectionPool {
     } catch (error) {
       slot.failures++;
       const delay = Math.min(this.#options.backoffInitialMs * 1.6 ** (slot.failures - 1), this.#options.backoffMaxMs);
-      slot.retryAt = Date.now() + delay * (0.8 + 0.4 * Math.random());
+      slot.retryAt = this.#clock.now() + delay * (0.8 + 0.4 * this.#random());
       this.#notify();
       const reason = FarcallError.from(error, "unavailable");
       throw new FarcallError(reason.code, reason.message, { cause: reason.cause, sent: false, details: { address: key } });
