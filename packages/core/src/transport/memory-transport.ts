@@ -33,8 +33,23 @@ class MemoryLink implements Link {
     this.#close = listener;
   }
   onDrain(): void {}
+  /** Memory links deliver every write on the next turn; nothing stays queued. */
+  readonly bufferedBytes = 0;
+  #paused: Buffer[] | undefined;
+  pause(): void {
+    this.#paused ??= [];
+  }
+  resume(): void {
+    const held = this.#paused;
+    this.#paused = undefined;
+    for (const chunk of held ?? []) this.deliver(chunk);
+  }
   /** Called by the peer's `write`. */
   deliver(chunk: Buffer): void {
+    if (this.#paused !== undefined) {
+      this.#paused.push(chunk);
+      return;
+    }
     if (!this.#closed) this.#data?.(chunk);
   }
 }

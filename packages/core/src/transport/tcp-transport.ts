@@ -39,6 +39,15 @@ class SocketLink implements Link {
   onDrain(listener: () => void): void {
     this.socket.on("drain", listener);
   }
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+  pause(): void {
+    this.socket.pause();
+  }
+  resume(): void {
+    this.socket.resume();
+  }
 }
 
 function tune(socket: net.Socket, keepAliveMs: number): void {

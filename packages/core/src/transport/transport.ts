@@ -19,6 +19,12 @@ export interface Link {
   /** Called once, when the link is closed for any reason. */
   onClose(listener: (error: Error | undefined) => void): void;
   onDrain(listener: () => void): void;
+  /** Bytes queued for writing that the kernel has not taken yet (`socket.writableLength`). */
+  readonly bufferedBytes: number;
+  /** Stops delivering data (backpressure towards the peer); idempotent. */
+  pause(): void;
+  /** Resumes delivering data; idempotent. */
+  resume(): void;
   readonly remote: string;
 }
 
