@@ -28,23 +28,23 @@ function storage(ctx: CallContext): Promise<void> {
 export function createInfoUserService(served: ServedCounts): Implementation<InfoUserService> {
   const users = new Map<string, InfoUser>();
   return {
-    async insertInfoUser(user, ctx) {
+    async insertInfoUser(ctx, user) {
       served.insertInfoUser++;
       await storage(ctx);
       users.set(user.id, user);
       return [...users.values()];
     },
-    async getInfoUserById(id, ctx) {
+    async getInfoUserById(ctx, id) {
       served.getInfoUserById++;
       await storage(ctx);
       return users.get(id);
     },
-    async deleteInfoUserById(id, ctx) {
+    async deleteInfoUserById(ctx, id) {
       served.deleteInfoUserById++;
       await storage(ctx);
       return users.delete(id);
     },
-    async getNameById(id, ctx) {
+    async getNameById(ctx, id) {
       served.getNameById++;
       await storage(ctx);
       return users.get(id)?.name;

@@ -10,7 +10,7 @@ const Greeter = defineService<Greeter>("demo.Greeter", {
 
 // Provider: usually its own process. The default registry is "local": no server needed.
 const provider = createApplication({ name: "greeter" });
-provider.provide(Greeter, { greet: (name, ctx) => `hello ${name}, from ${ctx.service}` });
+provider.provide(Greeter, { greet: (ctx, name) => `hello ${name}, from ${ctx.service}` });
 await provider.start();
 
 // Consumer: finds the provider through the registry and calls it like a local object.

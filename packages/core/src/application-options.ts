@@ -44,6 +44,12 @@ export interface ApplicationOptions {
   readonly idleTimeoutMs?: number;
   /** Largest frame accepted, in bytes; checked on the header. Default 16 MiB. */
   readonly maxFrameBytes?: number;
+  /**
+   * Most bytes queued on one connection that the peer has not read yet, in bytes. A consumer
+   * rejects new calls beyond it (`resource_exhausted`, `sent: false`); a provider stops reading
+   * requests from that connection until the peer catches up. Default 8 MiB.
+   */
+  readonly maxBufferedBytes?: number;
   /** Most calls awaiting replies on one connection. Default 65536. */
   readonly maxPendingCalls?: number;
   /** Weight this provider registers with (0..10000). Default 100. */
@@ -52,7 +58,11 @@ export interface ApplicationOptions {
   readonly warmupMs?: number;
   /** Send stack traces with `application` errors. Default false. */
   readonly includeStack?: boolean;
-  /** A providing application closes gracefully on SIGTERM and SIGINT, then lets the signal end the process. Default true. */
+  /**
+   * A providing application closes gracefully on SIGTERM and SIGINT, then lets the signal end the
+   * process. Default true. Run at most one providing application per process with this on; with
+   * several, turn it off and close them yourself.
+   */
   readonly handleSignals?: boolean;
   /** Per-call interceptors of every client (outermost first). */
   readonly interceptors?: readonly Interceptor[];
@@ -100,6 +110,7 @@ export const defaults = Object.freeze({
   heartbeatIntervalMs: 10_000,
   idleTimeoutMs: 60_000,
   maxFrameBytes: 16 * 1024 * 1024,
+  maxBufferedBytes: 8 * 1024 * 1024,
   maxPendingCalls: 65_536,
   weight: 100,
   warmupMs: 600_000,

@@ -78,6 +78,13 @@ export function createApplication(options: ApplicationOptions = {}): Application
   return new FarcallApplication(merged);
 }
 
+/** Waits for `work`, or `ms` milliseconds, whichever comes first. */
+async function boundedWait(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 function isDefinition(value: object): value is ServiceDefinition<unknown> {
   return (value as Partial<ServiceDefinition<unknown>>).methods instanceof Map && typeof (value as { name?: unknown }).name === "string";
 }
@@ -104,6 +111,7 @@ function validate(o: ApplicationOptions): void {
   int("heartbeatIntervalMs", 0, 3_600_000);
   int("idleTimeoutMs", 0, 86_400_000);
   int("maxFrameBytes", 1024, 2 ** 30);
+  int("maxBufferedBytes", 65536, 2 ** 31 - 1);
   int("maxPendingCalls", 1, 10_000_000);
   int("weight", 0, 10000);
   int("warmupMs", 0, 86_400_000);
@@ -168,8 +176,10 @@ class FarcallApplication implements Application {
         maxFrameBytes: options.maxFrameBytes,
         heartbeatIntervalMs: options.heartbeatIntervalMs,
         maxPendingCalls: options.maxPendingCalls,
+        maxBufferedBytes: options.maxBufferedBytes,
         wheel: this.#wheel,
       },
+      serializersByName: new Map(all.map((s) => [s.name, s])),
       backoffInitialMs: 1000,
       backoffMaxMs: 120_000,
       closedHoldMs: 5000,
@@ -241,14 +251,20 @@ class FarcallApplication implements Application {
     const server = new Server({
       transport: o.transport ?? tcpTransport(),
       table: this.#table,
-      serializers: this.#serializers,
+      // A provider decodes only its own serializer (CVE-2021-25641: the consumer never picks the codec).
+      serializers: new Map([[this.#serializer.id, this.#serializer]]),
       fallbackSerializer: this.#serializer,
       maxFrameBytes: o.maxFrameBytes,
+      maxBufferedBytes: o.maxBufferedBytes,
       idleTimeoutMs: o.idleTimeoutMs,
       includeStack: o.includeStack,
     });
     this.#server = server;
     const address = await server.listen({ host: o.host, port: o.port });
+    if (this.#closing !== undefined) {
+      await server.close(0);
+      return;
+    }
     const instance = `${process.pid}-${randomBytes(4).toString("hex")}`;
     for (const { definition, options } of this.#provided) {
       const endpoint: Endpoint = {
@@ -267,7 +283,13 @@ class FarcallApplication implements Application {
         pid: process.pid,
         methods: [...definition.methods.keys()],
       };
-      this.#registrations.push(await this.registry.register(endpoint));
+      const registration = await this.registry.register(endpoint);
+      if (this.#closing !== undefined) {
+        // close() ran while we were registering: take this one back too, and stop.
+        await registration.unregister();
+        return;
+      }
+      this.#registrations.push(registration);
     }
     if (o.handleSignals) this.#installSignalHandlers();
   }
@@ -280,7 +302,8 @@ class FarcallApplication implements Application {
   async #close(): Promise<void> {
     this.#removeSignalHandlers();
     // Backwards through the call path: unregister, announce, drain, then release everything.
-    await Promise.allSettled(this.#registrations.map((r) => r.unregister()));
+    // A registry that hangs must not hold shutdown forever: unregistering gets graceMs at most.
+    await boundedWait(Promise.allSettled(this.#registrations.map((r) => r.unregister())), this.#options.graceMs);
     this.#registrations = [];
     await this.#server?.close(this.#options.graceMs);
     for (const directory of this.#directories.values()) directory.close();
@@ -298,10 +321,12 @@ class FarcallApplication implements Application {
   #installSignalHandlers(): void {
     const handler = (signal: NodeJS.Signals): void => {
       this.#removeSignalHandlers();
-      void this.close().finally(() => {
-        // Let the signal's default action end the process now that we are drained.
-        process.kill(process.pid, signal);
-      });
+      void this.close()
+        .catch(() => undefined)
+        .finally(() => {
+          // Let the signal's default action end the process now that we are drained.
+          process.kill(process.pid, signal);
+        });
     };
     this.#signalHandler = handler;
     process.once("SIGTERM", handler);

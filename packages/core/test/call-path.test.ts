@@ -40,22 +40,22 @@ function world() {
 function implementation(name: string): Implementation<UserService> {
   const users = new Map<string, User>();
   return {
-    get: (id) => users.get(id),
-    insert: async (user) => {
+    get: (_ctx, id) => users.get(id),
+    insert: async (_ctx, user) => {
       users.set(user.id, user);
       return users.size;
     },
-    fail: (message) => {
+    fail: (_ctx, message) => {
       throw new RangeError(message);
     },
-    slow: async (ms, ctx) => {
+    slow: async (ctx, ms) => {
       await sleep(ms, undefined, { signal: ctx.signal }).catch(() => undefined);
       return ctx.signal.aborted ? "aborted" : "done";
     },
-    echo: (value) => value,
+    echo: (_ctx, value) => value,
     notify: () => {},
     whoami: () => name,
-    big: (bytes) => "x".repeat(bytes),
+    big: (_ctx, bytes) => "x".repeat(bytes),
   };
 }
 
@@ -125,7 +125,7 @@ describe("call path (in-process)", () => {
   it("runs oneway calls without waiting for a reply", async () => {
     const w = world();
     let got = "";
-    await w.provider("p1", { notify: (event) => void (got = event) });
+    await w.provider("p1", { notify: (_ctx, event) => void (got = event) });
     assert.equal(await w.consumer().client(Users).notify("hello"), undefined);
     for (let i = 0; i < 100 && got === ""; i++) await sleep(5);
     assert.equal(got, "hello");

@@ -7,6 +7,7 @@ import type { Stub } from "../src/client/stub.js";
 import { withOptions } from "../src/client/stub.js";
 import { defineService } from "../src/contract/define-service.js";
 import { FarcallError } from "../src/errors/farcall-error.js";
+import type { CallContext } from "../src/call/call-context.js";
 import type { Implementation } from "../src/contract/implementation.js";
 import { rpcService } from "../src/contract/rpc-service.js";
 import { createMemoryRegistryStore, memoryRegistry } from "../src/registry/memory-registry.js";
@@ -51,7 +52,7 @@ describe("contract", () => {
       void sum;
       void n;
     };
-    const impl: Implementation<Calc> = { add: (a, b) => a + b, name: async (ctx) => ctx.service };
+    const impl: Implementation<Calc> = { add: (_ctx, a, b) => a + b, name: async (ctx) => ctx.service };
     // @ts-expect-error results are typed
     const wrong: Implementation<Calc> = { add: () => "3", name: () => "x" };
     assert.equal(typeof check, "function");
@@ -87,7 +88,7 @@ describe("contract", () => {
     const Calc = defineService<Calc>("t.Calc", { version: "1", methods: { add: { idempotent: true }, name: {} } });
     @rpcService(Calc)
     class CalcImpl implements Implementation<Calc> {
-      add(a: number, b: number): number {
+      add(_ctx: CallContext, a: number, b: number): number {
         return a + b;
       }
       async name(): Promise<string> {

@@ -41,11 +41,11 @@ function provider(extra: Record<string, unknown> = {}) {
     get: () => undefined,
     insert: () => 1,
     fail: () => undefined,
-    slow: (ms) => sleep(ms).then(() => "done"),
-    echo: (v) => v,
+    slow: (_ctx, ms) => sleep(ms).then(() => "done"),
+    echo: (_ctx, v) => v,
     notify: () => {},
     whoami: () => "p",
-    big: (bytes) => "x".repeat(bytes),
+    big: (_ctx, bytes) => "x".repeat(bytes),
   });
   return app;
 }
@@ -102,6 +102,7 @@ describe("heartbeat and idle", () => {
     try {
       const socket = net.connect({ host: "127.0.0.1", port: p.address?.port ?? 0 });
       socket.on("error", () => {});
+      socket.resume(); // read the polite `closing` frame, then see the close
       const closed = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), 3000);
         socket.once("close", () => {

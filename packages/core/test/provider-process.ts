@@ -9,17 +9,17 @@ const app = createApplication({ name, host: "127.0.0.1", port: 0 });
 app.provide(Users, {
   get: () => undefined,
   insert: () => 1,
-  fail: (message) => {
+  fail: (_ctx, message) => {
     throw new Error(message);
   },
-  slow: async (ms) => {
+  slow: async (_ctx, ms) => {
     await sleep(ms);
     return "done";
   },
-  echo: (value) => value,
+  echo: (_ctx, value) => value,
   notify: () => {},
   whoami: () => name,
-  big: (bytes) => "x".repeat(bytes),
+  big: (_ctx, bytes) => "x".repeat(bytes),
 });
 await app.start();
 process.stdout.write(`${JSON.stringify({ port: app.address?.port, pid: process.pid })}\n`);

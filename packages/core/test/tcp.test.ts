@@ -25,11 +25,11 @@ async function startProvider(extra: Record<string, unknown> = {}) {
     fail: () => {
       throw new Error("x");
     },
-    slow: (ms) => new Promise((r) => setTimeout(() => r("done"), ms)),
-    echo: (v) => v,
+    slow: (_ctx, ms) => new Promise((r) => setTimeout(() => r("done"), ms)),
+    echo: (_ctx, v) => v,
     notify: () => {},
     whoami: () => "p",
-    big: (bytes) => "x".repeat(bytes),
+    big: (_ctx, bytes) => "x".repeat(bytes),
   });
   await app.start();
   return app;

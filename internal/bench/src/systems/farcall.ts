@@ -19,7 +19,7 @@ export const farcallSystem: System = {
 
   async startServer(): Promise<ServerHandle> {
     const app = createApplication({ name: "bench-server", registry: "memory", host: "127.0.0.1", port: 0 });
-    app.provide(Echo, { echo: (value) => value });
+    app.provide(Echo, { echo: (_ctx, value) => value });
     await app.start();
     const address = app.address;
     if (address === undefined) throw new Error("farcall: the application has no address after start()");

@@ -1,6 +1,6 @@
 import type { Metadata } from "../errors/farcall-error.js";
 
-/** What a provider's implementation receives after its declared arguments. */
+/** What a provider's implementation receives as its first argument, before the caller's arguments. */
 export interface CallContext {
   readonly service: string;
   readonly method: string;

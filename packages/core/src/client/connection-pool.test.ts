@@ -43,11 +43,13 @@ function refusingPool(random: () => number) {
       maxFrameBytes: 1 << 20,
       heartbeatIntervalMs: 0,
       maxPendingCalls: 10,
+      maxBufferedBytes: 1 << 20,
       wheel: new TimingWheel({ autoTick: false }),
     },
     backoffInitialMs: 1000,
     backoffMaxMs: 120_000,
     closedHoldMs: 5000,
+    serializersByName: new Map([[serializer.name, serializer]]),
     clock,
     random,
   });

@@ -1,13 +1,20 @@
 import { FarcallError } from "../errors/farcall-error.js";
 import { ClientConnection, type ClientConnectionOptions } from "../protocol/binary/client-connection.js";
 import type { Endpoint } from "../registry/endpoint.js";
+import type { Serializer } from "../serialization/serializer.js";
 import { type Clock, systemClock } from "../timing/clock.js";
 import type { Transport } from "../transport/transport.js";
 
 /** Options of {@link ConnectionPool}. */
 export interface ConnectionPoolOptions {
   readonly transport: Transport;
+  /** Options of every connection; `serializer` is the default when an endpoint names none we know. */
   readonly connection: ClientConnectionOptions;
+  /**
+   * Serializers by name. A connection speaks the serializer its provider advertises in the
+   * registry (`endpoint.serializer`), since a provider accepts only its own.
+   */
+  readonly serializersByName: ReadonlyMap<string, Serializer>;
   /** First reconnect delay after a failed connect, in ms; grows ×1.6 per failure with ±20 % jitter. Default 1000. */
   readonly backoffInitialMs: number;
   /** Largest reconnect delay in ms. Default 120000. */
@@ -110,7 +117,9 @@ export class ConnectionPool {
         link.destroy();
         throw new FarcallError("unavailable", "the client is closed", { sent: false });
       }
-      const connection = new ClientConnection(link, this.#options.connection, key);
+      const serializer = this.#options.serializersByName.get(endpoint.serializer) ?? this.#options.connection.serializer;
+      const options = serializer === this.#options.connection.serializer ? this.#options.connection : { ...this.#options.connection, serializer };
+      const connection = new ClientConnection(link, options, key);
       slot.connection = connection;
       slot.failures = 0;
       slot.closing = false;

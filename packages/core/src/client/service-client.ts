@@ -27,6 +27,8 @@ export interface ServiceClientOptions {
 }
 
 const noMetadata: Metadata = Object.freeze({});
+/** Largest deadline in ms (the wire carries it as u32; setTimeout takes up to 2^31 - 1). */
+const maxTimeoutMs = 2 ** 31 - 1;
 const noneTried: readonly string[] = Object.freeze([]);
 
 function valueOf(reply: Reply): unknown {
@@ -54,7 +56,9 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
     invokers.set(method.name, { ref, invoke: perCall, timeoutMs: method.timeoutMs ?? options.timeoutMs });
   }
   const build = (callOptions: CallOptions): Stub<T> => {
-    if (callOptions.timeoutMs !== undefined && !(callOptions.timeoutMs > 0)) badOption("timeoutMs", "must be a positive number of milliseconds");
+    if (callOptions.timeoutMs !== undefined && !(callOptions.timeoutMs > 0 && callOptions.timeoutMs <= maxTimeoutMs)) {
+      badOption("timeoutMs", `must be a positive number of milliseconds, at most ${maxTimeoutMs}`);
+    }
     const stub: Record<string | symbol, unknown> = Object.create(null) as Record<string | symbol, unknown>;
     const metadata = callOptions.metadata ?? noMetadata;
     const signal = callOptions.signal;
@@ -85,7 +89,7 @@ function send(call: Call, route: Uint8Array, options: ServiceClientOptions): Pro
   if (call.tried.length > 0) endpoints = endpoints.filter((e) => !call.tried.includes(addressOf(e)));
   const endpoint = options.loadBalancer.pick(endpoints, call, now);
   if (endpoint === undefined) {
-    if (!options.directory.received) return options.directory.whenReceived(options.discoveryTimeoutMs).then(() => sendPicked(call, route, options));
+    if (!options.directory.received) return sendPicked(call, route, options);
     return Promise.reject(noProvider(call));
   }
   const connection = options.pool.ready(endpoint);
@@ -94,15 +98,54 @@ function send(call: Call, route: Uint8Array, options: ServiceClientOptions): Pro
 }
 
 async function acquireAndInvoke(endpoint: Endpoint, call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
-  const connection = await options.pool.acquire(endpoint);
+  const connection = await withinCall(options.pool.acquire(endpoint), call, "connecting to the provider");
   return connection.invoke(call, route);
 }
 
-function sendPicked(call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
+async function sendPicked(call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
+  await withinCall(options.directory.whenReceived(options.discoveryTimeoutMs), call, "waiting for the registry's first list of providers");
   const now = Date.now();
   const endpoint = options.loadBalancer.pick(options.directory.current(now), call, now);
-  if (endpoint === undefined) return Promise.reject(noProvider(call));
+  if (endpoint === undefined) throw noProvider(call);
   return acquireAndInvoke(endpoint, call, route, options);
+}
+
+/**
+ * Waits for `work` (shared with other calls, so never canceled here) no longer than the call's
+ * deadline and signal allow: `deadline_exceeded` or `canceled`, with `sent: false`.
+ */
+function withinCall<T>(work: Promise<T>, call: Call, what: string): Promise<T> {
+  const { deadline, signal } = call;
+  if (deadline === Infinity && signal === undefined) return work;
+  return new Promise<T>((resolve, reject) => {
+    const done = (): void => {
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const onAbort = (): void => {
+      done();
+      reject(new FarcallError("canceled", `call canceled while ${what}`, { sent: false }));
+    };
+    const timer =
+      deadline === Infinity
+        ? undefined
+        : setTimeout(() => {
+            done();
+            reject(new FarcallError("deadline_exceeded", `deadline passed while ${what}`, { sent: false }));
+          }, Math.max(0, deadline - Date.now()));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => {
+        done();
+        resolve(value);
+      },
+      (error: unknown) => {
+        done();
+        reject(error);
+      },
+    );
+  });
 }
 
 function noProvider(call: Call): FarcallError {

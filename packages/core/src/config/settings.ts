@@ -33,6 +33,7 @@ export const settings = {
   heartbeatIntervalMs: { kind: "integer", env: "FARCALL_HEARTBEAT_INTERVAL_MS", file: "connection.heartbeatIntervalMs", min: 0, max: 3_600_000 },
   idleTimeoutMs: { kind: "integer", env: "FARCALL_IDLE_TIMEOUT_MS", file: "server.idleTimeoutMs", min: 0, max: 86_400_000 },
   maxFrameBytes: { kind: "integer", env: "FARCALL_MAX_FRAME_BYTES", file: "connection.maxFrameBytes", min: 1024, max: 2 ** 30 },
+  maxBufferedBytes: { kind: "integer", env: "FARCALL_MAX_BUFFERED_BYTES", file: "connection.maxBufferedBytes", min: 65536, max: 2 ** 31 - 1 },
   weight: { kind: "integer", env: "FARCALL_WEIGHT", file: "provider.weight", min: 0, max: 10000 },
   warmupMs: { kind: "integer", env: "FARCALL_WARMUP_MS", file: "provider.warmupMs", min: 0, max: 86_400_000 },
   includeStack: { kind: "boolean", env: "FARCALL_INCLUDE_STACK", file: "server.includeStack" },

@@ -6,7 +6,10 @@ export interface MethodOptions {
   readonly idempotent?: boolean;
   /** Deadline for calls of this method in milliseconds; overrides the service's. */
   readonly timeoutMs?: number;
-  /** Fire and forget: the stub resolves `undefined` once the request is written. Default false. */
+  /**
+   * Fire and forget: the stub resolves `undefined` as soon as the request is queued for writing
+   * (no reply is awaited; a request lost with its connection is not reported). Default false.
+   */
   readonly oneway?: boolean;
 }
 

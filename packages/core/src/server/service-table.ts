@@ -9,10 +9,9 @@ import { encodeRoute, routeKey } from "../protocol/binary/frame-encoder.js";
 export interface Target {
   readonly definition: ServiceDefinition<unknown>;
   readonly method: MethodDefinition;
+  /** Called with `this` = `self`, the call context first, then the arguments the consumer sent. */
   readonly fn: (...args: unknown[]) => unknown;
   readonly self: object;
-  /** Declared parameter count (from the definition, else the function's length minus the context). */
-  readonly arity: number;
 }
 
 /** The provider's routing table: route key (from the frame header) to target. */
@@ -33,7 +32,6 @@ export class ServiceTable {
         method,
         fn: fn as (...args: unknown[]) => unknown,
         self,
-        arity: Math.max(0, (fn as (...args: unknown[]) => unknown).length - 1),
       });
     }
     this.#services.push(definition as ServiceDefinition<unknown>);

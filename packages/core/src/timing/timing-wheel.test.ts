@@ -78,3 +78,25 @@ describe("TimingWheel", () => {
     assert.equal(fired, 1);
   });
 });
+
+describe("TimingWheel re-entrancy", () => {
+  it("fires on the next tick an entry that an expiring entry adds for a past deadline", () => {
+    const clock = { t: 1_000_000, now: () => clock.t };
+    const wheel = new TimingWheel({ clock, autoTick: false, tickMs: 4, slots: 16 });
+    const fired: string[] = [];
+    wheel.add(new Entry(clock.t + 4, () => {
+      fired.push("first");
+      wheel.add(new Entry(clock.t - 1, () => fired.push("second")));
+    }));
+    clock.t += 40; // a multi-slot sweep
+    wheel.advance(clock.t);
+    clock.t += 4;
+    wheel.advance(clock.t);
+    assert.deepEqual(fired, ["first", "second"]);
+  });
+
+  it("rejects a tick or slot count that is not a positive integer", () => {
+    assert.throws(() => new TimingWheel({ tickMs: 2.5 }), /tickMs/);
+    assert.throws(() => new TimingWheel({ slots: 0 }), /slots/);
+  });
+});

@@ -1,3 +1,4 @@
+import { badOption } from "../errors/farcall-error.js";
 import { type Clock, systemClock } from "./clock.js";
 
 /**
@@ -46,6 +47,8 @@ export class TimingWheel {
   constructor(options: TimingWheelOptions = {}) {
     this.#tickMs = options.tickMs ?? 4;
     const slots = options.slots ?? 1024;
+    if (!Number.isInteger(this.#tickMs) || this.#tickMs < 1) badOption("tickMs", "must be a positive integer");
+    if (!Number.isInteger(slots) || slots < 1) badOption("slots", "must be a positive integer");
     this.#slots = Array.from({ length: slots }, () => []);
     this.#clock = options.clock ?? systemClock;
     this.#autoTick = options.autoTick ?? true;
@@ -92,11 +95,13 @@ export class TimingWheel {
     // Never walk more than one rotation: after that every slot has been visited once.
     let steps = Math.min((end - this.#cursorTime) / this.#tickMs + 1, this.#slots.length);
     let time = this.#cursorTime;
+    // Move the cursor first: an entry added by an expire() callback during this sweep lands in
+    // `end`'s slot or later, never in a slot this sweep has already passed.
+    this.#cursorTime = end;
     while (steps-- > 0) {
       this.#sweep(this.#slots[(time / this.#tickMs) % this.#slots.length] as TimerEntry[], now);
       time += this.#tickMs;
     }
-    this.#cursorTime = end;
     if (this.#size === 0) this.stop();
   }
 

@@ -10,10 +10,10 @@ export interface FailoverOptions {
 
 /**
  * Retries a failed attempt on another provider when it is safe: the error is `unavailable` (the
- * provider went away or is closing) or `resource_exhausted` from the connection, and either the
- * method is idempotent or the request never left this process (`sent: false`). A timeout is retried
- * only for idempotent methods and only while the call's deadline has not passed; `application`
- * errors are never retried. The original deadline is never extended.
+ * provider went away or is closing) or `resource_exhausted`, and either the method is idempotent
+ * or the request never left this process (`sent: false`). `deadline_exceeded` is never retried
+ * (the call's one deadline has passed), nor `application` or any other code. Providers already
+ * tried (`details.address` of their errors) are excluded; the original deadline is never extended.
  */
 export function failover(options: FailoverOptions = {}): FaultTolerance {
   const retries = options.retries ?? 2;

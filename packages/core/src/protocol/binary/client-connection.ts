@@ -7,6 +7,7 @@ import type { Link } from "../../transport/transport.js";
 import { FrameFlags, type ReceivedFrame } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
 import { FrameWriter } from "./frame-encoder.js";
+import { Liveness } from "./liveness.js";
 import { decodeErrorBody, decodeMetadata, encodeMetadata } from "./payload.js";
 
 /** Options of {@link ClientConnection}. */
@@ -20,6 +21,11 @@ export interface ClientConnectionOptions {
   readonly heartbeatIntervalMs: number;
   /** Most calls awaiting a reply at once; more are rejected with `resource_exhausted`. */
   readonly maxPendingCalls: number;
+  /**
+   * Most bytes queued towards the provider that its socket has not taken (a provider that stops
+   * reading); new calls are rejected with `resource_exhausted`, `sent: false`, beyond it.
+   */
+  readonly maxBufferedBytes: number;
   readonly wheel: TimingWheel;
   readonly clock?: Clock;
 }
@@ -61,9 +67,11 @@ export class ClientConnection {
   readonly #writer: FrameWriter;
   readonly #decoder: FrameDecoder;
   #nextId = 1;
+  /** Set once request ids wrapped around: from then on an id still pending is skipped. */
+  #wrapped = false;
   #flushes = 0;
   #flushScheduled = false;
-  #lastReadAt: number;
+  readonly #liveness: Liveness | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #closed: FarcallError | undefined;
   #closing = false;
@@ -82,11 +90,11 @@ export class ClientConnection {
     this.#clock = options.clock ?? systemClock;
     this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
     this.#writer = new FrameWriter({ maxFrameBytes: options.maxFrameBytes });
-    this.#lastReadAt = this.#clock.now();
     link.onData((chunk) => this.#onData(chunk));
     link.onClose((error) => this.#onLinkClosed(error));
     if (options.heartbeatIntervalMs > 0) {
-      this.#heartbeat = setInterval(() => this.#checkHeartbeat(), options.heartbeatIntervalMs);
+      this.#liveness = new Liveness(options.heartbeatIntervalMs, this.#clock);
+      this.#heartbeat = setInterval(() => this.#checkHeartbeat(), Math.max(1, options.heartbeatIntervalMs / 2));
       this.#heartbeat.unref();
     }
   }
@@ -131,6 +139,10 @@ export class ClientConnection {
         new FarcallError("resource_exhausted", `more than ${this.#options.maxPendingCalls} calls pending on ${this.remote}`, { sent: false, details: { address: this.#address } }),
       );
     }
+    if (this.#link.bufferedBytes + this.#writer.size > this.#options.maxBufferedBytes) {
+      const message = `${this.#link.bufferedBytes} bytes are waiting for ${this.remote} to read (maxBufferedBytes ${this.#options.maxBufferedBytes})`;
+      return Promise.reject(new FarcallError("resource_exhausted", message, { sent: false, details: { address: this.#address } }));
+    }
     const signal = call.signal;
     if (signal?.aborted) return Promise.reject(new FarcallError("canceled", "call canceled before it was sent", { sent: false }));
     let timeoutMs = 0;
@@ -139,7 +151,7 @@ export class ClientConnection {
       if (timeoutMs <= 0) return Promise.reject(new FarcallError("deadline_exceeded", "deadline passed before the call was sent", { sent: false }));
     }
     const serializer = this.#options.serializer;
-    const id = this.#nextId;
+    const id = this.#takeId();
     const oneway = call.ref.oneway;
     try {
       const body = serializer.encode(call.args);
@@ -149,7 +161,6 @@ export class ClientConnection {
     } catch (error) {
       return Promise.reject(FarcallError.from(error, "invalid_argument").withSent(false));
     }
-    this.#nextId = id === 0xffffffff ? 1 : id + 1;
     this.#scheduleFlush();
     if (oneway) return Promise.resolve(onewayReply);
     return new Promise<Reply>((resolve, reject) => {
@@ -169,6 +180,27 @@ export class ClientConnection {
     this.#link.destroy();
   }
 
+  /** Closes after writing what is queued (oneway calls, pongs): for the provider's `closing`. */
+  #closeGracefully(reason: string): void {
+    if (this.#closed) return;
+    this.#doFlush();
+    this.#shutdown(new FarcallError("unavailable", reason));
+    this.#link.end();
+  }
+
+  /** The next request id: never 0 (reserved), never one still pending after the ids wrapped. */
+  #takeId(): number {
+    let id = this.#nextId;
+    while (this.#wrapped && this.#pending.has(id)) id = id === 0xffffffff ? 1 : id + 1;
+    if (id === 0xffffffff) {
+      this.#nextId = 1;
+      this.#wrapped = true;
+    } else {
+      this.#nextId = id + 1;
+    }
+    return id;
+  }
+
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
@@ -183,7 +215,7 @@ export class ClientConnection {
   }
 
   #onData(chunk: Buffer): void {
-    this.#lastReadAt = this.#clock.now();
+    this.#liveness?.read(this.#clock.now());
     try {
       this.#decoder.push(chunk, (frame) => this.#onFrame(frame));
     } catch (error) {
@@ -210,6 +242,12 @@ export class ClientConnection {
     const pending = this.#pending.get(frame.requestId);
     if (pending === undefined) return; // settled already (deadline or cancel)
     this.#settle(frame.requestId, pending);
+    if (frame.serializerId === 0) {
+      // No metadata and no body: a bare status (allowed by the protocol).
+      if (frame.status === 0) pending.resolve(emptyReply);
+      else pending.reject(new FarcallError(statusToCode(frame.status), `remote error (${statusToCode(frame.status)})`, { details: { address: this.#address } }));
+      return;
+    }
     const serializer = this.#options.serializers.get(frame.serializerId);
     if (serializer === undefined) {
       pending.reject(new FarcallError("internal", `reply uses unknown serializer ${frame.serializerId}`));
@@ -232,7 +270,7 @@ export class ClientConnection {
     this.#pending.delete(id);
     if (pending.wheelSlot !== undefined) this.#options.wheel.remove(pending);
     if (pending.onAbort) pending.signal?.removeEventListener("abort", pending.onAbort);
-    if (this.#closing && this.#pending.size === 0) this.close("provider closed the connection after draining");
+    if (this.#closing && this.#pending.size === 0) this.#closeGracefully("provider closed the connection after draining");
   }
 
   /** Settles call `id` with an error (deadline or cancellation); internal to the connection's pending calls. */
@@ -240,7 +278,8 @@ export class ClientConnection {
     const pending = this.#pending.get(id);
     if (pending === undefined) return;
     this.#settle(id, pending);
-    pending.reject(new FarcallError(code, message, { sent: this.#flushes > pending.gen, details: { address: this.#address } }));
+    // The request is queued or written: it will reach the provider either way, so it counts as sent.
+    pending.reject(new FarcallError(code, message, { sent: true, details: { address: this.#address } }));
   }
 
   #markClosing(): void {
@@ -248,15 +287,14 @@ export class ClientConnection {
     this.#closing = true;
     for (const listener of this.#closingListeners) listener();
     this.#closingListeners = [];
-    if (this.#pending.size === 0) this.close("provider is shutting down");
+    if (this.#pending.size === 0) this.#closeGracefully("provider is shutting down");
   }
 
   #checkHeartbeat(): void {
-    const idle = this.#clock.now() - this.#lastReadAt;
-    const interval = this.#options.heartbeatIntervalMs;
-    if (idle >= 3 * interval) {
-      this.close(`no data from ${this.remote} for ${idle} ms (3 heartbeats)`);
-    } else if (idle >= interval) {
+    const verdict = this.#liveness?.check(this.#link.bufferedBytes);
+    if (verdict === "dead") {
+      this.close(`no data from ${this.remote} for ${this.#liveness?.idleMs()} ms (3 heartbeats, a ping unanswered)`);
+    } else if (verdict === "ping") {
       this.#writer.writeHeartbeat(0, false);
       this.#scheduleFlush();
     }
@@ -285,3 +323,4 @@ export class ClientConnection {
 }
 
 const onewayReply: Reply = Object.freeze({ value: undefined, metadata: undefined });
+const emptyReply = onewayReply;
