@@ -9,8 +9,9 @@ const operations = 2_000_000;
 const deadlineMs = 5000;
 
 class Call implements TimerEntry {
-  wheelSlot: TimerEntry[] | undefined = undefined;
-  wheelIndex = 0;
+  wheelSlot = -1;
+  wheelNext: TimerEntry | undefined = undefined;
+  wheelPrev: TimerEntry | undefined = undefined;
   constructor(readonly deadline: number) {}
   expire(): void {
     throw new Error("no deadline should fire in this benchmark");

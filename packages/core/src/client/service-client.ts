@@ -8,6 +8,7 @@ import type { ServiceDefinition } from "../contract/define-service.js";
 import { badOption, FarcallError, type Metadata } from "../errors/farcall-error.js";
 import { encodeRoute } from "../protocol/binary/frame-encoder.js";
 import type { Endpoint } from "../registry/endpoint.js";
+import { tickNow } from "../timing/tick-clock.js";
 import { type CallOptions, type Stub, stubFactory } from "./stub.js";
 
 /** Per-service settings of a client, resolved by the application. */
@@ -84,7 +85,7 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
 }
 
 function send(call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
-  const now = Date.now();
+  const now = tickNow();
   let endpoints = options.directory.current(now);
   if (call.tried.length > 0) endpoints = endpoints.filter((e) => !call.tried.includes(addressOf(e)));
   const endpoint = options.loadBalancer.pick(endpoints, call, now);

@@ -12,8 +12,9 @@ import type { TimerEntry, TimingWheel } from "../timing/timing-wheel.js";
  */
 export class ServerCallContext implements CallContext, TimerEntry {
   #controller: AbortController | undefined;
-  wheelSlot: TimerEntry[] | undefined = undefined;
-  wheelIndex = 0;
+  wheelSlot = -1;
+  wheelNext: TimerEntry | undefined = undefined;
+  wheelPrev: TimerEntry | undefined = undefined;
   #abortHook: (() => void) | undefined;
   #released = false;
 
@@ -64,7 +65,7 @@ export class ServerCallContext implements CallContext, TimerEntry {
   release(): void {
     this.#released = true;
     if (this.#controller === undefined) return;
-    if (this.wheelSlot !== undefined) this.wheel.remove(this);
+    if (this.wheelSlot >= 0) this.wheel.remove(this);
     if (this.#abortHook !== undefined) {
       this.connection.aborts.delete(this.#abortHook);
       this.#abortHook = undefined;

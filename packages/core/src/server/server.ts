@@ -242,7 +242,8 @@ export class Server {
       if (!oneway) connection.respondError(id, serializer, FarcallError.from(error, "invalid_argument"));
       return;
     }
-    const deadline = frame.timeoutMs > 0 ? Date.now() + frame.timeoutMs : Infinity;
+    // Measured from when the chunk holding the request was read (one clock read per chunk).
+    const deadline = frame.timeoutMs > 0 ? connection.lastReadAt + frame.timeoutMs : Infinity;
     const context = new ServerCallContext(target.definition.name, target.method.name, metadata, deadline, connection, this.#wheel);
     // The context goes first: whatever the consumer sends lands after it, never in its place.
     args.unshift(context);

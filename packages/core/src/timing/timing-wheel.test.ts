@@ -3,8 +3,9 @@ import { describe, it } from "node:test";
 import { type TimerEntry, TimingWheel } from "./timing-wheel.js";
 
 class Entry implements TimerEntry {
-  wheelSlot: TimerEntry[] | undefined = undefined;
-  wheelIndex = 0;
+  wheelSlot = -1;
+  wheelNext: TimerEntry | undefined = undefined;
+  wheelPrev: TimerEntry | undefined = undefined;
   constructor(
     readonly deadline: number,
     readonly expire: () => void,

@@ -2,17 +2,18 @@ import { badOption } from "../errors/farcall-error.js";
 import { type Clock, systemClock } from "./clock.js";
 
 /**
- * Something with a deadline that a {@link TimingWheel} holds. The wheel owns `wheelSlot` and
- * `wheelIndex`; classes that need a deadline (a pending call, a call context) implement this
- * interface themselves, so scheduling allocates nothing.
+ * Something with a deadline that a {@link TimingWheel} holds. The wheel owns the `wheel*` fields
+ * (an intrusive doubly linked list per slot); classes that need a deadline (a pending call, a call
+ * context) implement this interface themselves, so scheduling allocates nothing. Start with
+ * `wheelSlot = -1`, `wheelNext = wheelPrev = undefined`.
  */
 export interface TimerEntry {
   /** Epoch milliseconds at or after which `expire()` runs. */
   readonly deadline: number;
-  /** The slot holding the entry, undefined when not scheduled. Owned by the wheel. */
-  wheelSlot: TimerEntry[] | undefined;
-  /** Position in `wheelSlot`. Owned by the wheel. */
-  wheelIndex: number;
+  /** Index of the slot holding the entry, -1 when not scheduled. Owned by the wheel. */
+  wheelSlot: number;
+  wheelNext: TimerEntry | undefined;
+  wheelPrev: TimerEntry | undefined;
   expire(): void;
 }
 
@@ -30,14 +31,16 @@ export interface TimingWheelOptions {
 
 /**
  * A hashed timing wheel (the seeds' design, after Varghese & Lauck) for call deadlines: O(1)
- * schedule and O(1) removal (swap with the slot's last entry), one interval for any number of
- * pending calls, running only while entries exist. Removal really removes, so a call that settles
- * early leaves nothing behind for the garbage collector to promote. Chosen over one `setTimeout`
- * per call by the micro-benchmark in docs/benchmarks.md.
+ * schedule and O(1) removal, one interval for any number of pending calls, running only while
+ * entries exist. Each slot is an intrusive linked list through the entries themselves: no arrays
+ * that grow and shrink with every burst of calls (whose backing stores the garbage collector
+ * would promote), and a call that settles early leaves nothing behind. Chosen over one
+ * `setTimeout` per call by the micro-benchmark in docs/benchmarks.md.
  */
 export class TimingWheel {
   readonly #tickMs: number;
-  readonly #slots: TimerEntry[][];
+  /** Head of each slot's list. */
+  readonly #slots: Array<TimerEntry | undefined>;
   readonly #clock: Clock;
   readonly #autoTick: boolean;
   #cursorTime: number;
@@ -49,7 +52,7 @@ export class TimingWheel {
     const slots = options.slots ?? 1024;
     if (!Number.isInteger(this.#tickMs) || this.#tickMs < 1) badOption("tickMs", "must be a positive integer");
     if (!Number.isInteger(slots) || slots < 1) badOption("slots", "must be a positive integer");
-    this.#slots = Array.from({ length: slots }, () => []);
+    this.#slots = new Array<TimerEntry | undefined>(slots).fill(undefined);
     this.#clock = options.clock ?? systemClock;
     this.#autoTick = options.autoTick ?? true;
     this.#cursorTime = this.#floor(this.#clock.now());
@@ -62,13 +65,16 @@ export class TimingWheel {
 
   /** Schedules `entry` at its deadline. A deadline in the past fires on the next tick. An entry already scheduled is moved. */
   add(entry: TimerEntry): void {
-    if (entry.wheelSlot !== undefined) this.remove(entry);
+    if (entry.wheelSlot >= 0) this.remove(entry);
     if (this.#size === 0) this.#cursorTime = this.#floor(this.#clock.now());
     const at = Math.max(this.#floor(entry.deadline), this.#cursorTime);
-    const slot = this.#slots[(at / this.#tickMs) % this.#slots.length] as TimerEntry[];
-    entry.wheelSlot = slot;
-    entry.wheelIndex = slot.length;
-    slot.push(entry);
+    const index = (at / this.#tickMs) % this.#slots.length;
+    const head = this.#slots[index];
+    entry.wheelSlot = index;
+    entry.wheelPrev = undefined;
+    entry.wheelNext = head;
+    if (head !== undefined) head.wheelPrev = entry;
+    this.#slots[index] = entry;
     this.#size++;
     if (this.#autoTick && this.#timer === undefined) {
       this.#timer = setInterval(() => this.advance(this.#clock.now()), this.#tickMs);
@@ -78,14 +84,17 @@ export class TimingWheel {
 
   /** Unschedules `entry`; does nothing when it is not scheduled. */
   remove(entry: TimerEntry): void {
-    const slot = entry.wheelSlot;
-    if (slot === undefined) return;
-    const last = slot.pop() as TimerEntry;
-    if (last !== entry) {
-      slot[entry.wheelIndex] = last;
-      last.wheelIndex = entry.wheelIndex;
-    }
-    entry.wheelSlot = undefined;
+    const index = entry.wheelSlot;
+    if (index < 0) return;
+    const { wheelPrev: prev, wheelNext: next } = entry;
+    if (prev !== undefined) prev.wheelNext = next;
+    else this.#slots[index] = next;
+    if (next !== undefined) next.wheelPrev = prev;
+    entry.wheelSlot = -1;
+    entry.wheelNext = undefined;
+    entry.wheelPrev = undefined;
+    // Stop ticking as soon as nothing is scheduled: at low load a 4 ms interval that fires for
+    // nothing costs far more (a wake-up each time) than re-creating it for the next call.
     if (--this.#size === 0) this.stop();
   }
 
@@ -99,7 +108,7 @@ export class TimingWheel {
     // `end`'s slot or later, never in a slot this sweep has already passed.
     this.#cursorTime = end;
     while (steps-- > 0) {
-      this.#sweep(this.#slots[(time / this.#tickMs) % this.#slots.length] as TimerEntry[], now);
+      this.#sweep((time / this.#tickMs) % this.#slots.length, now);
       time += this.#tickMs;
     }
     if (this.#size === 0) this.stop();
@@ -113,14 +122,17 @@ export class TimingWheel {
     }
   }
 
-  #sweep(slot: TimerEntry[], now: number): void {
-    // Walk backwards so removals (which move the last entry into the hole) never skip one.
-    for (let i = slot.length - 1; i >= 0; i--) {
-      const entry = slot[i];
-      if (entry !== undefined && entry.deadline <= now) {
+  #sweep(index: number, now: number): void {
+    let entry = this.#slots[index];
+    while (entry !== undefined) {
+      let next = entry.wheelNext;
+      if (entry.deadline <= now) {
         this.remove(entry);
         entry.expire();
+        // expire() may have removed `next` (a connection failing all its calls): start over.
+        if (next !== undefined && next.wheelSlot !== index) next = this.#slots[index];
       }
+      entry = next;
     }
   }
 

@@ -2,12 +2,14 @@ import type { Call, Reply } from "../../call/call.js";
 import { type Code, FarcallError, statusToCode } from "../../errors/farcall-error.js";
 import type { Serializer } from "../../serialization/serializer.js";
 import { systemClock, type Clock } from "../../timing/clock.js";
+import { tickNow } from "../../timing/tick-clock.js";
 import type { TimerEntry, TimingWheel } from "../../timing/timing-wheel.js";
 import type { Link } from "../../transport/transport.js";
 import { FrameFlags, type ReceivedFrame } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
 import { FrameWriter } from "./frame-encoder.js";
 import { Liveness } from "./liveness.js";
+import { PendingTable } from "./pending-table.js";
 import { decodeErrorBody, decodeMetadata, encodeMetadata } from "./payload.js";
 
 /** Options of {@link ClientConnection}. */
@@ -32,8 +34,9 @@ export interface ClientConnectionOptions {
 
 /** A call awaiting its reply; also its own deadline entry in the timing wheel (no extra allocation). */
 class Pending implements TimerEntry {
-  wheelSlot: TimerEntry[] | undefined = undefined;
-  wheelIndex = 0;
+  wheelSlot = -1;
+  wheelNext: TimerEntry | undefined = undefined;
+  wheelPrev: TimerEntry | undefined = undefined;
   onAbort: (() => void) | undefined = undefined;
   constructor(
     readonly connection: ClientConnection,
@@ -63,7 +66,7 @@ export class ClientConnection {
   readonly #address: string;
   readonly #options: ClientConnectionOptions;
   readonly #clock: Clock;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new PendingTable<Pending>();
   readonly #writer: FrameWriter;
   readonly #decoder: FrameDecoder;
   #nextId = 1;
@@ -147,7 +150,9 @@ export class ClientConnection {
     if (signal?.aborted) return Promise.reject(new FarcallError("canceled", "call canceled before it was sent", { sent: false }));
     let timeoutMs = 0;
     if (call.deadline !== Infinity) {
-      timeoutMs = Math.ceil(call.deadline - this.#clock.now());
+      // The consumer enforces the exact deadline itself (wheel); the provider gets the remaining
+      // budget, read from the per-burst clock unless a test clock is in use.
+      timeoutMs = Math.ceil(call.deadline - (this.#clock === systemClock ? tickNow() : this.#clock.now()));
       if (timeoutMs <= 0) return Promise.reject(new FarcallError("deadline_exceeded", "deadline passed before the call was sent", { sent: false }));
     }
     const serializer = this.#options.serializer;
@@ -170,7 +175,7 @@ export class ClientConnection {
         pending.onAbort = () => this.fail(id, "canceled", "call canceled");
         signal.addEventListener("abort", pending.onAbort, { once: true });
       }
-      this.#pending.set(id, pending);
+      this.#pending.set(pending);
     });
   }
 
@@ -268,7 +273,7 @@ export class ClientConnection {
 
   #settle(id: number, pending: Pending): void {
     this.#pending.delete(id);
-    if (pending.wheelSlot !== undefined) this.#options.wheel.remove(pending);
+    if (pending.wheelSlot >= 0) this.#options.wheel.remove(pending);
     if (pending.onAbort) pending.signal?.removeEventListener("abort", pending.onAbort);
     if (this.#closing && this.#pending.size === 0) this.#closeGracefully("provider closed the connection after draining");
   }
@@ -310,10 +315,8 @@ export class ClientConnection {
     const reason = new FarcallError(cause.code, cause.message, { cause: cause.cause, details: { address: this.#address } });
     this.#closed = reason;
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
-    const pending = [...this.#pending];
-    this.#pending.clear();
-    for (const [, p] of pending) {
-      if (p.wheelSlot !== undefined) this.#options.wheel.remove(p);
+    for (const p of this.#pending.drain()) {
+      if (p.wheelSlot >= 0) this.#options.wheel.remove(p);
       if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
       p.reject(reason.withSent(this.#flushes > p.gen));
     }
