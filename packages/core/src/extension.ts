@@ -22,3 +22,9 @@ export type { Call, Interceptor, Invoke, MethodRef, Reply } from "./call/call.js
 export type { FaultTolerance } from "./cluster/fault-tolerance/fault-tolerance.js";
 export type { LoadBalancer } from "./cluster/load-balancers/load-balancer.js";
 export { effectiveWeight } from "./cluster/load-balancers/load-balancer.js";
+export { FrameDecoder } from "./protocol/binary/frame-decoder.js";
+export type { FrameDecoderOptions } from "./protocol/binary/frame-decoder.js";
+export { encodeFrame, FrameWriter } from "./protocol/binary/frame-encoder.js";
+export { decodeRoute, encodeRoute } from "./protocol/binary/route.js";
+export { FrameFlags } from "./protocol/binary/frame.js";
+export type { Frame, ReceivedFrame } from "./protocol/binary/frame.js";
