@@ -26,7 +26,10 @@ export interface ApplicationOptions {
   readonly host?: string;
   /** Port the provider listens on; 0 picks a free one. Default 0. */
   readonly port?: number;
-  /** Default deadline of a call in ms when its method names none; 0 for none. Default 5000. */
+  /**
+   * Default deadline of a call in ms when its method names none; 0 for none. Default 5000. Counted
+   * from the clock read shared by the calls of one burst of synchronous work (see `tickNow`).
+   */
   readonly timeoutMs?: number;
   /** Retries of the `failover` strategy. Default 2. */
   readonly retries?: number;

@@ -70,7 +70,8 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
           ref,
           args,
           metadata,
-          deadline: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity,
+          // The per-burst clock: calls issued together share one clock read (see tickNow).
+          deadline: timeoutMs > 0 ? tickNow() + timeoutMs : Infinity,
           signal,
           attempt: 0,
           tried: noneTried,
