@@ -7,7 +7,7 @@ import type { TimerEntry, TimingWheel } from "../../timing/timing-wheel.js";
 import type { Link } from "../../transport/transport.js";
 import { FrameFlags, type ReceivedFrame } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
-import { FrameWriter } from "./frame-encoder.js";
+import { flushBatchBytes, FrameWriter } from "./frame-encoder.js";
 import { Liveness } from "./liveness.js";
 import { PendingTable } from "./pending-table.js";
 import { decodeErrorBody, decodeMetadata, encodeMetadata } from "./payload.js";
@@ -207,6 +207,12 @@ export class ClientConnection {
   }
 
   #scheduleFlush(): void {
+    // A batch that has grown past flushBatchBytes goes out now: the peer starts on it while this
+    // side is still producing the rest, instead of both sides taking turns (see frame-encoder.ts).
+    if (this.#writer.size >= flushBatchBytes) {
+      this.#doFlush();
+      return;
+    }
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     process.nextTick(this.#flush);
@@ -246,6 +252,11 @@ export class ClientConnection {
     if (!(flags & FrameFlags.response)) throw new FarcallError("internal", "a provider sent a request frame");
     const pending = this.#pending.get(frame.requestId);
     if (pending === undefined) return; // settled already (deadline or cancel)
+    if (pending.timeoutMs > 0 && tickNow() >= pending.deadline) {
+      // The reply beat the wheel's next tick but not the deadline: the call has timed out.
+      this.fail(frame.requestId, "deadline_exceeded", `deadline of ${pending.timeoutMs} ms exceeded`);
+      return;
+    }
     this.#settle(frame.requestId, pending);
     if (frame.serializerId === 0) {
       // No metadata and no body: a bare status (allowed by the protocol).

@@ -29,6 +29,15 @@ const emptyBytes: Buffer = Buffer.alloc(0);
 const defaultInitialBytes = 64 * 1024;
 
 /**
+ * Size in bytes at which a connection writes its batch at once instead of at the end of the tick.
+ * Writing everything of a tick in one call is what makes small calls cheap, but one huge batch per
+ * tick makes the two ends take turns: the peer idles until the whole batch arrives, then this side
+ * idles until the whole answer comes back. Cutting batches at 16 KiB keeps both ends busy at once
+ * (measured in docs/benchmarks.md) while a batch still carries a hundred small calls.
+ */
+export const flushBatchBytes = 16 * 1024;
+
+/**
  * Encodes the frames of one tick into one buffer so the connection does one `socket.write` per
  * tick. Frames are appended to a slab; {@link take} hands out the bytes written since the previous
  * take as a view of that slab and never writes over them again (later frames go after them, or

@@ -3,7 +3,7 @@ import type { Serializer } from "../../serialization/serializer.js";
 import type { Link } from "../../transport/transport.js";
 import { FrameFlags, type ReceivedFrame } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
-import { FrameWriter } from "./frame-encoder.js";
+import { flushBatchBytes, FrameWriter } from "./frame-encoder.js";
 import { encodeErrorBody, encodeMetadata } from "./payload.js";
 
 /** Receives the request frames of a {@link ServerConnection}; must read the frame's views synchronously. */
@@ -171,6 +171,12 @@ export class ServerConnection {
   }
 
   #scheduleFlush(): void {
+    // A batch that has grown past flushBatchBytes goes out now: the peer starts on it while this
+    // side is still producing the rest, instead of both sides taking turns (see frame-encoder.ts).
+    if (this.#writer.size >= flushBatchBytes) {
+      this.#doFlush();
+      return;
+    }
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     process.nextTick(this.#flush);
