@@ -63,8 +63,8 @@ export interface ApplicationOptions {
   readonly includeStack?: boolean;
   /**
    * A providing application closes gracefully on SIGTERM and SIGINT, then lets the signal end the
-   * process. Default true. Run at most one providing application per process with this on; with
-   * several, turn it off and close them yourself.
+   * process. Default true. With several providing applications in one process, the first signal
+   * drains them all before the process ends.
    */
   readonly handleSignals?: boolean;
   /** Per-call interceptors of every client (outermost first). */

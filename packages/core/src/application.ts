@@ -22,6 +22,7 @@ import { msgpackSerializer } from "./serialization/msgpack-serializer.js";
 import type { Serializer } from "./serialization/serializer.js";
 import { Server } from "./server/server.js";
 import { ServiceTable } from "./server/service-table.js";
+import { closeOnSignals, releaseSignals } from "./shutdown-signals.js";
 import { TimingWheel } from "./timing/timing-wheel.js";
 import { tcpTransport } from "./transport/tcp-transport.js";
 import type { Address } from "./transport/transport.js";
@@ -158,7 +159,6 @@ class FarcallApplication implements Application {
   #registrations: Registration[] = [];
   #started = false;
   #closing: Promise<void> | undefined;
-  #signalHandler: ((signal: NodeJS.Signals) => void) | undefined;
 
   constructor(options: Resolved & ApplicationOptions) {
     this.#options = options;
@@ -291,7 +291,7 @@ class FarcallApplication implements Application {
       }
       this.#registrations.push(registration);
     }
-    if (o.handleSignals) this.#installSignalHandlers();
+    if (o.handleSignals) closeOnSignals(this);
   }
 
   close(): Promise<void> {
@@ -300,7 +300,7 @@ class FarcallApplication implements Application {
   }
 
   async #close(): Promise<void> {
-    this.#removeSignalHandlers();
+    releaseSignals(this);
     // Backwards through the call path: unregister, announce, drain, then release everything.
     // A registry that hangs must not hold shutdown forever: unregistering gets graceMs at most.
     await boundedWait(Promise.allSettled(this.#registrations.map((r) => r.unregister())), this.#options.graceMs);
@@ -316,27 +316,5 @@ class FarcallApplication implements Application {
   #withGroup<T>(definition: ServiceDefinition<T>): ServiceDefinition<T> {
     if (definition.group !== "" || this.#options.group === "") return definition;
     return Object.freeze({ ...definition, group: this.#options.group });
-  }
-
-  #installSignalHandlers(): void {
-    const handler = (signal: NodeJS.Signals): void => {
-      this.#removeSignalHandlers();
-      void this.close()
-        .catch(() => undefined)
-        .finally(() => {
-          // Let the signal's default action end the process now that we are drained.
-          process.kill(process.pid, signal);
-        });
-    };
-    this.#signalHandler = handler;
-    process.once("SIGTERM", handler);
-    process.once("SIGINT", handler);
-  }
-
-  #removeSignalHandlers(): void {
-    if (this.#signalHandler === undefined) return;
-    process.off("SIGTERM", this.#signalHandler);
-    process.off("SIGINT", this.#signalHandler);
-    this.#signalHandler = undefined;
   }
 }

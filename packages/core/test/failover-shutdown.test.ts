@@ -4,7 +4,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createApplication } from "../src/application.js";
 import { FarcallError } from "../src/errors/farcall-error.js";
@@ -93,6 +95,31 @@ describe("failover and graceful shutdown across processes", () => {
       staying.kill();
       await consumer.close();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("drains every providing application of a process on one SIGTERM, then lets the signal end it", async () => {
+    const script = fileURLToPath(new URL("./two-providers-process.js", import.meta.url));
+    const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      let output = "";
+      const exited = new Promise<string>((resolve) => child.once("exit", (code, signal) => resolve(signal ?? String(code))));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("the child did not start within 15 s")), 15_000);
+        child.stdout?.on("data", (d: Buffer) => {
+          output += d.toString();
+          if (output.includes("ready")) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      child.kill("SIGTERM");
+      assert.equal(await exited, "SIGTERM");
+      assert.match(output, /closed a/);
+      assert.match(output, /closed b/);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     }
   });
 });
