@@ -5,6 +5,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { type Endpoint, FarcallError, type Registration, type Registry } from "@farcall/core/extension";
 import { trackResources } from "./leak-check.js";
 import { WatchRecorder } from "./watch-recorder.js";
+import { sampleEndpoint } from "@farcall/core/testing";
 
 /** Two instances of one registry kind sharing a backing store, as two processes would. */
 export interface RegistryPair {
@@ -34,17 +35,10 @@ type Body = (pair: RegistryPair, o: Resolved, service: (label: string) => string
 
 /** A complete endpoint of `service` on 127.0.0.1:`port`, with an id unique to this run. */
 export function conformanceEndpoint(service: string, port: number): Endpoint {
-  return Object.freeze({
+  return sampleEndpoint(service, port, {
     id: `127.0.0.1:${port}/conformance/${service}:1.0.0#${randomBytes(4).toString("hex")}`,
-    service,
     version: "1.0.0",
     group: "conformance",
-    host: "127.0.0.1",
-    port,
-    protocol: "farcall",
-    serializer: "msgpack",
-    weight: 100,
-    warmupMs: 0,
     startTime: 1_700_000_000_000,
     application: "conformance",
     pid: process.pid,

@@ -8,3 +8,4 @@ export type { MemoryRegistryOptions, MemoryRegistryStore } from "./registry/memo
 export { TimingWheel } from "./timing/timing-wheel.js";
 export type { TimerEntry, TimingWheelOptions } from "./timing/timing-wheel.js";
 export type { Clock } from "./timing/clock.js";
+export { sampleEndpoint } from "./registry/sample-endpoint.js";

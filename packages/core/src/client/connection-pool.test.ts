@@ -2,27 +2,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FarcallError } from "../errors/farcall-error.js";
 import type { Endpoint } from "../registry/endpoint.js";
+import { sampleEndpoint } from "../registry/sample-endpoint.js";
 import { TimingWheel } from "../timing/timing-wheel.js";
 import type { Transport } from "../transport/transport.js";
 import { ConnectionPool } from "./connection-pool.js";
 import { msgpackSerializer } from "../serialization/msgpack-serializer.js";
 
-const endpoint: Endpoint = Object.freeze({
-  id: "e1",
-  service: "s",
-  version: "1",
-  group: "",
-  host: "127.0.0.1",
-  port: 9,
-  protocol: "farcall",
-  serializer: "msgpack",
-  weight: 100,
-  warmupMs: 0,
-  startTime: 0,
-  application: "",
-  pid: 0,
-  methods: [],
-});
+const endpoint: Endpoint = sampleEndpoint("s", 9, { id: "e1", pid: 0 });
 
 function refusingPool(random: () => number) {
   const clock = { t: 1_000_000, now: () => clock.t };

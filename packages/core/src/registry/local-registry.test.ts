@@ -10,26 +10,12 @@ import type { Endpoint } from "./endpoint.js";
 import { currentHost, serviceDirectoryName, writeFileAtomically } from "./local-registry-entries.js";
 import { type LocalRegistryOptions, localRegistry } from "./local-registry.js";
 import type { Registry } from "./registry.js";
+import { sampleEndpoint } from "./sample-endpoint.js";
 
 const fast: LocalRegistryOptions = { heartbeatIntervalMs: 50, expireAfterMs: 300, pollIntervalMs: 25 };
 
 function endpoint(service: string, port: number, pid = process.pid): Endpoint {
-  return {
-    id: `127.0.0.1:${port}//${service}:1#${pid}`,
-    service,
-    version: "1",
-    group: "",
-    host: "127.0.0.1",
-    port,
-    protocol: "farcall",
-    serializer: "msgpack",
-    weight: 100,
-    warmupMs: 0,
-    startTime: 0,
-    application: "",
-    pid,
-    methods: [],
-  };
+  return sampleEndpoint(service, port, { pid });
 }
 
 async function withDirectory(body: (directory: string) => Promise<void>): Promise<void> {

@@ -2,24 +2,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Endpoint } from "./endpoint.js";
 import { createMemoryRegistryStore, memoryRegistry } from "./memory-registry.js";
+import { sampleEndpoint } from "./sample-endpoint.js";
 
 function endpoint(service: string, port: number): Endpoint {
-  return {
-    id: `127.0.0.1:${port}//${service}:1#m`,
-    service,
-    version: "1",
-    group: "",
-    host: "127.0.0.1",
-    port,
-    protocol: "farcall",
-    serializer: "msgpack",
-    weight: 100,
-    warmupMs: 0,
-    startTime: 0,
-    application: "",
-    pid: 1,
-    methods: [],
-  };
+  return sampleEndpoint(service, port, { id: `127.0.0.1:${port}//${service}:1#m` });
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

@@ -3,27 +3,13 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { Call } from "../../call/call.js";
 import type { Endpoint } from "../../registry/endpoint.js";
+import { sampleEndpoint } from "../../registry/sample-endpoint.js";
 import { effectiveWeight } from "./load-balancer.js";
 import { roundRobin } from "./round-robin.js";
 import { weightedRandom } from "./weighted-random.js";
 
 function endpoint(id: string, weight: number, warmupMs = 0, startTime = 0): Endpoint {
-  return Object.freeze({
-    id,
-    service: "s",
-    version: "1",
-    group: "",
-    host: "127.0.0.1",
-    port: 1000 + Number(id.replace(/\D/g, "") || 0),
-    protocol: "farcall",
-    serializer: "msgpack",
-    weight,
-    warmupMs,
-    startTime,
-    application: "",
-    pid: 0,
-    methods: [],
-  });
+  return sampleEndpoint("s", 1000 + Number(id.replace(/\D/g, "") || 0), { id, weight, warmupMs, startTime });
 }
 
 const call = {} as Call;
