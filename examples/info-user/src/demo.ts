@@ -17,7 +17,9 @@ const sigtermAfterMs = 1000;
 
 const started = performance.now();
 const registryDirectory = await mkdtemp(join(tmpdir(), "farcall-demo-"));
-const env = { ...process.env, FARCALL_REGISTRY: `local://${registryDirectory}` };
+// A fresh local registry unless FARCALL_REGISTRY names one (e.g. zookeeper://127.0.0.1:2181).
+const registry = process.env["FARCALL_REGISTRY"] || `local://${registryDirectory}`;
+const env = { ...process.env, FARCALL_REGISTRY: registry };
 const children: Array<DemoChild<ProviderMessage> | DemoChild<ConsumerMessage>> = [];
 
 function killChildren(): void {
@@ -53,7 +55,7 @@ async function stop(child: DemoChild<ProviderMessage>): Promise<ProviderOutcome>
 }
 
 try {
-  console.log(`farcall demo: the seed's InfoUserService; registry local://${registryDirectory}`);
+  console.log(`farcall demo: the seed's InfoUserService; registry ${registry}`);
   const providers = [provider(1), provider(2)];
   // `listening` is sent after start(), which resolves once the provider is registered.
   await Promise.all(providers.map((p) => p.next("listening", reportTimeoutMs)));

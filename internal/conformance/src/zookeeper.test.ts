@@ -2,8 +2,10 @@ import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
-import { after, before } from "node:test";
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
+import { createApplication, defineService } from "@farcall/core";
 import { zookeeperRegistry } from "@farcall/registry-zookeeper";
 import { type RegistryPair, registryConformance } from "./registry-conformance.js";
 
@@ -61,3 +63,25 @@ registryConformance(
   },
   { settleMs: 2000 },
 );
+
+describe("a zookeeper:// registry address", () => {
+  it("lets a provider and a consumer find each other, as FARCALL_REGISTRY=zookeeper://… would", async () => {
+    interface Greeter {
+      greet(name: string): string;
+    }
+    const Greeter = defineService<Greeter>("conformance.Greeter", { version: "1", methods: { greet: { idempotent: true } } });
+    const registry = `zookeeper://${connect}/farcall-e2e-${randomBytes(6).toString("hex")}?sessionTimeoutMs=4000`;
+    const base = { env: {}, handleSignals: false, warmupMs: 0 } as const;
+    const provider = createApplication({ ...base, name: "zk-provider", registry });
+    const consumer = createApplication({ ...base, name: "zk-consumer", registry });
+    try {
+      provider.provide(Greeter, { greet: (_ctx, name) => `hello ${name}` });
+      await provider.start();
+      assert.equal(provider.registry.kind, "zookeeper");
+      assert.equal(await consumer.client(Greeter).greet("zk"), "hello zk");
+    } finally {
+      await consumer.close();
+      await provider.close();
+    }
+  });
+});

@@ -4,3 +4,4 @@
  */
 export { zookeeperRegistry } from "./zookeeper-registry.js";
 export type { ZookeeperRegistryOptions } from "./zookeeper-registry.js";
+export { registryFromAddress } from "./zookeeper-address.js";

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { registryFromAddress } from "../config/registry-address.js";
+import { FarcallError } from "../errors/farcall-error.js";
+import { lazyRegistry } from "./lazy-registry.js";
+import { createMemoryRegistryStore, memoryRegistry } from "./memory-registry.js";
+import { sampleEndpoint } from "./sample-endpoint.js";
+
+describe("lazyRegistry", () => {
+  it("starts watches made before loading once the implementation is there, and honours unwatch", async () => {
+    const store = createMemoryRegistryStore();
+    let release: () => void = () => {};
+    const loaded = new Promise<void>((resolve) => (release = resolve));
+    const lazy = lazyRegistry("memory", async () => {
+      await loaded;
+      return memoryRegistry({ store });
+    });
+    const seen: number[] = [];
+    lazy.watch("s", (list) => seen.push(list.length));
+    const stopped: number[] = [];
+    const unwatch = lazy.watch("s", (list) => stopped.push(list.length));
+    unwatch();
+    const registration = lazy.register(sampleEndpoint("s", 1000));
+    release();
+    await registration;
+    for (let i = 0; i < 100 && !seen.includes(1); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(seen.includes(1), `deliveries: ${JSON.stringify(seen)}`);
+    assert.deepEqual(stopped, []);
+    await lazy.close();
+  });
+
+  it("reports a missing plugin package when registering, and closes cleanly", async () => {
+    const registry = registryFromAddress("etcd://127.0.0.1:2379");
+    assert.equal(registry.kind, "etcd");
+    const unwatch = registry.watch("s", () => assert.fail("no delivery without an implementation"));
+    const error = (await registry.register(sampleEndpoint("s", 1000)).catch((e: unknown) => e)) as FarcallError;
+    assert.ok(error instanceof FarcallError);
+    assert.equal(error.code, "invalid_argument");
+    assert.equal(error.reason, "bad_option");
+    assert.match(error.message, /@farcall\/registry-etcd/);
+    unwatch();
+    await registry.close();
+  });
+});
