@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createApplication } from "../application.js";
-import { FarcallError } from "../errors/farcall-error.js";
 import { loadSettings } from "./load-settings.js";
+import { assertBadOption } from "../../test/assertions.js";
 
 let dir: string;
 
@@ -22,20 +22,6 @@ async function propertiesFile(text: string): Promise<string> {
   const path = join(dir, `app-${fileCount++}.properties`);
   await writeFile(path, text);
   return path;
-}
-
-function assertRejectsOption(fn: () => unknown, option: string): FarcallError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof FarcallError, "throws a FarcallError");
-  assert.equal(caught.code, "invalid_argument");
-  assert.equal(caught.reason, "bad_option");
-  assert.equal(caught.details["option"], option);
-  return caught;
 }
 
 describe("loadSettings", () => {
@@ -77,25 +63,25 @@ describe("loadSettings", () => {
 
   it("fails when an explicitly named config file is missing", () => {
     const missing = join(dir, "missing.properties");
-    const error = assertRejectsOption(() => loadSettings({ env: {}, configFile: missing }), "configFile");
+    const error = assertBadOption(() => loadSettings({ env: {}, configFile: missing }), "configFile");
     assert.ok(error.message.includes(missing));
-    assertRejectsOption(() => loadSettings({ env: { FARCALL_CONFIG: missing } }), "configFile");
+    assertBadOption(() => loadSettings({ env: { FARCALL_CONFIG: missing } }), "configFile");
   });
 
   it("names the file key and the file's path for a bad value in the file", async () => {
     const path = await propertiesFile("server.port=eighty\n");
-    const error = assertRejectsOption(() => loadSettings({ env: {}, configFile: path }), `server.port (${path})`);
+    const error = assertBadOption(() => loadSettings({ env: {}, configFile: path }), `server.port (${path})`);
     assert.ok(error.message.includes(`server.port (${path})`));
   });
 
   it("names the env var and the environment for a bad value there, even when the file is fine", async () => {
     const path = await propertiesFile("serializer=json\n");
-    assertRejectsOption(() => loadSettings({ env: { FARCALL_SERIALIZER: "xml" }, configFile: path }), "FARCALL_SERIALIZER (environment)");
+    assertBadOption(() => loadSettings({ env: { FARCALL_SERIALIZER: "xml" }, configFile: path }), "FARCALL_SERIALIZER (environment)");
   });
 
   it("rejects a misspelt key in one of farcall's sections, naming it, and leaves other keys alone", async () => {
     const typo = await propertiesFile("server.prot=20880\n");
-    assertRejectsOption(() => loadSettings({ env: {}, configFile: typo }), `server.prot (${typo})`);
+    assertBadOption(() => loadSettings({ env: {}, configFile: typo }), `server.prot (${typo})`);
     const foreign = await propertiesFile("myapp.feature=on\nserver.port=20880\n");
     assert.deepEqual(loadSettings({ env: {}, configFile: foreign }), { port: 20880 });
   });
@@ -106,7 +92,7 @@ describe("loadSettings", () => {
 
   it("rejects an unknown oneOf value from the file", async () => {
     const path = await propertiesFile("cluster.faultTolerance=forking\n");
-    assertRejectsOption(() => loadSettings({ env: {}, configFile: path }), `cluster.faultTolerance (${path})`);
+    assertBadOption(() => loadSettings({ env: {}, configFile: path }), `cluster.faultTolerance (${path})`);
   });
 });
 
@@ -144,16 +130,16 @@ describe("createApplication settings precedence", () => {
 
   it("rejects a bad value from the environment, naming the variable", async () => {
     const path = await propertiesFile("server.port=1\n");
-    assertRejectsOption(() => createApplication({ ...base, env: { FARCALL_PORT: "99999" }, configFile: path }), "FARCALL_PORT (environment)");
+    assertBadOption(() => createApplication({ ...base, env: { FARCALL_PORT: "99999" }, configFile: path }), "FARCALL_PORT (environment)");
   });
 
   it("checks a bad file value even when code sets the option", async () => {
     const path = await propertiesFile("server.port=-5\n");
-    assertRejectsOption(() => createApplication({ ...base, port: 0, env: {}, configFile: path }), `server.port (${path})`);
+    assertBadOption(() => createApplication({ ...base, port: 0, env: {}, configFile: path }), `server.port (${path})`);
   });
 
   it("rejects a bad value from code, naming the option", async () => {
     const path = await propertiesFile("");
-    assertRejectsOption(() => createApplication({ ...base, retries: 11, env: {}, configFile: path }), "retries");
+    assertBadOption(() => createApplication({ ...base, retries: 11, env: {}, configFile: path }), "retries");
   });
 });

@@ -1,25 +1,17 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { FarcallError } from "../errors/farcall-error.js";
+import type { FarcallError } from "../errors/farcall-error.js";
 import { parseProperties, readSettings, settings } from "./settings.js";
+import { assertBadOption } from "../../test/assertions.js";
 
 /** Reads settings from a plain record keyed by env var (`useEnvNames`) or file key. */
 function read(values: Record<string, string>, source: string, useEnvNames: boolean): ReturnType<typeof readSettings> {
   return readSettings((s) => values[useEnvNames ? s.env : s.file], source, useEnvNames);
 }
 
-/** Asserts `fn` throws `invalid_argument` / `bad_option` naming `option`, and returns the error. */
-function assertBadOption(fn: () => unknown, option: string): FarcallError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  assert.ok(caught instanceof FarcallError, "throws a FarcallError");
-  assert.equal(caught.code, "invalid_argument");
-  assert.equal(caught.reason, "bad_option");
-  assert.equal(caught.details["option"], option);
+/** Asserts `fn` throws `invalid_argument` / `bad_option` naming `option` (in details and message), `sent: false`. */
+function assertNamesOption(fn: () => unknown, option: string): FarcallError {
+  const caught = assertBadOption(fn, option);
   assert.ok(caught.message.includes(option), `message ${JSON.stringify(caught.message)} names ${option}`);
   assert.equal(caught.sent, false);
   return caught;
@@ -75,34 +67,34 @@ describe("readSettings", () => {
   });
 
   it("names the env var and the environment as the source of a bad value", () => {
-    const error = assertBadOption(() => read({ FARCALL_PORT: "http" }, "environment", true), "FARCALL_PORT (environment)");
+    const error = assertNamesOption(() => read({ FARCALL_PORT: "http" }, "environment", true), "FARCALL_PORT (environment)");
     assert.match(error.message, /not an integer/);
   });
 
   it("names the file key and the file path as the source of a bad value", () => {
-    const error = assertBadOption(() => read({ "server.port": "70000" }, "/etc/app/farcall.properties", false), "server.port (/etc/app/farcall.properties)");
+    const error = assertNamesOption(() => read({ "server.port": "70000" }, "/etc/app/farcall.properties", false), "server.port (/etc/app/farcall.properties)");
     assert.match(error.message, /0\.\.65535/);
   });
 
   it("rejects integers out of range, fractions and garbage", () => {
-    assertBadOption(() => read({ FARCALL_RETRIES: "11" }, "environment", true), "FARCALL_RETRIES (environment)");
-    assertBadOption(() => read({ FARCALL_TIMEOUT_MS: "-1" }, "environment", true), "FARCALL_TIMEOUT_MS (environment)");
-    assertBadOption(() => read({ FARCALL_MAX_FRAME_BYTES: "1023" }, "environment", true), "FARCALL_MAX_FRAME_BYTES (environment)");
-    assertBadOption(() => read({ FARCALL_GRACE_MS: "1.5" }, "environment", true), "FARCALL_GRACE_MS (environment)");
-    assertBadOption(() => read({ FARCALL_WEIGHT: "1e3" }, "environment", true), "FARCALL_WEIGHT (environment)");
+    assertNamesOption(() => read({ FARCALL_RETRIES: "11" }, "environment", true), "FARCALL_RETRIES (environment)");
+    assertNamesOption(() => read({ FARCALL_TIMEOUT_MS: "-1" }, "environment", true), "FARCALL_TIMEOUT_MS (environment)");
+    assertNamesOption(() => read({ FARCALL_MAX_FRAME_BYTES: "1023" }, "environment", true), "FARCALL_MAX_FRAME_BYTES (environment)");
+    assertNamesOption(() => read({ FARCALL_GRACE_MS: "1.5" }, "environment", true), "FARCALL_GRACE_MS (environment)");
+    assertNamesOption(() => read({ FARCALL_WEIGHT: "1e3" }, "environment", true), "FARCALL_WEIGHT (environment)");
   });
 
   it("rejects booleans other than true/false/1/0", () => {
-    assertBadOption(() => read({ "server.includeStack": "yes" }, "f", false), "server.includeStack (f)");
+    assertNamesOption(() => read({ "server.includeStack": "yes" }, "f", false), "server.includeStack (f)");
   });
 
   it("rejects values outside oneOf, for every setting that has one", () => {
     for (const [name, setting] of Object.entries(settings)) {
       if (!("oneOf" in setting)) continue;
-      const error = assertBadOption(() => read({ [setting.env]: "nope" }, "environment", true), `${setting.env} (environment)`);
+      const error = assertNamesOption(() => read({ [setting.env]: "nope" }, "environment", true), `${setting.env} (environment)`);
       assert.match(error.message, /must be one of/, name);
     }
-    assertBadOption(() => read({ "cluster.loadBalancer": "RoundRobin" }, "f", false), "cluster.loadBalancer (f)");
+    assertNamesOption(() => read({ "cluster.loadBalancer": "RoundRobin" }, "f", false), "cluster.loadBalancer (f)");
   });
 
   it("accepts every oneOf value", () => {

@@ -3,18 +3,10 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { FarcallError } from "../errors/farcall-error.js";
 import { jsonSerializer } from "./json-serializer.js";
+import { assertInvalidArgument } from "../../test/assertions.js";
 
 const serializer = jsonSerializer();
 const roundTrip = (value: unknown): unknown => serializer.decode(serializer.encode(value));
-
-function assertInvalid(fn: () => unknown, message?: RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof FarcallError, `expected FarcallError, got ${String(error)}`);
-    assert.equal(error.code, "invalid_argument");
-    if (message) assert.match(error.message, message);
-    return true;
-  });
-}
 
 const key = fc.string({ unit: "binary", maxLength: 8 }).filter((k) => k !== "__proto__");
 const leaf = fc.oneof(
@@ -58,19 +50,19 @@ describe("jsonSerializer", () => {
   });
 
   it("rejects what it cannot encode", () => {
-    assertInvalid(() => serializer.encode(1n), /BigInt/);
-    assertInvalid(() => serializer.encode(() => 1), /function/);
-    assertInvalid(() => serializer.encode(Symbol("s")), /symbol/);
+    assertInvalidArgument(() => serializer.encode(1n), /BigInt/);
+    assertInvalidArgument(() => serializer.encode(() => 1), /function/);
+    assertInvalidArgument(() => serializer.encode(Symbol("s")), /symbol/);
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
-    assertInvalid(() => serializer.encode(cyclic));
-    assertInvalid(() => serializer.encode([JSON.parse('{"__proto__": {"x": 1}}')]), /__proto__/);
+    assertInvalidArgument(() => serializer.encode(cyclic));
+    assertInvalidArgument(() => serializer.encode([JSON.parse('{"__proto__": {"x": 1}}')]), /__proto__/);
     assert.deepStrictEqual(roundTrip({ a: "__proto__", '"__proto__"': 1 }), { a: "__proto__", '"__proto__"': 1 });
   });
 
   it("rejects a __proto__ key and keeps constructor and prototype as plain data", () => {
     for (const text of ['{"__proto__": {"polluted": true}}', '[{"a": {"__proto__": null}}]', '{"\\u005f_proto__": 1}']) {
-      assertInvalid(() => serializer.decode(Buffer.from(text)), /__proto__/);
+      assertInvalidArgument(() => serializer.decode(Buffer.from(text)), /__proto__/);
     }
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     const decoded = serializer.decode(Buffer.from('{"constructor": {"prototype": 1}, "prototype": 2}')) as Record<string, unknown>;
@@ -80,17 +72,17 @@ describe("jsonSerializer", () => {
   });
 
   it("bounds nesting: 100000 nested arrays give a FarcallError", () => {
-    assertInvalid(() => serializer.decode(Buffer.from("[".repeat(100_000) + "]".repeat(100_000))), /deeper than 128/);
+    assertInvalidArgument(() => serializer.decode(Buffer.from("[".repeat(100_000) + "]".repeat(100_000))), /deeper than 128/);
     const shallow = jsonSerializer({ maxDepth: 2 });
     assert.deepStrictEqual(shallow.decode(Buffer.from('{"a": [1]}')), { a: [1] });
-    assertInvalid(() => shallow.decode(Buffer.from('{"a": [[1]]}')), /deeper than 2/);
+    assertInvalidArgument(() => shallow.decode(Buffer.from('{"a": [[1]]}')), /deeper than 2/);
     assert.throws(() => jsonSerializer({ maxDepth: 1001 }), { code: "invalid_argument", reason: "bad_option" });
   });
 
   it("rejects malformed input: bad JSON, invalid UTF-8", () => {
-    assertInvalid(() => serializer.decode(Buffer.from("{")), /malformed JSON/);
-    assertInvalid(() => serializer.decode(Buffer.from([0x22, 0xff, 0x22])), /UTF-8/);
-    assertInvalid(() => serializer.decode(Buffer.from("1 2")), /malformed JSON/);
+    assertInvalidArgument(() => serializer.decode(Buffer.from("{")), /malformed JSON/);
+    assertInvalidArgument(() => serializer.decode(Buffer.from([0x22, 0xff, 0x22])), /UTF-8/);
+    assertInvalidArgument(() => serializer.decode(Buffer.from("1 2")), /malformed JSON/);
   });
 
   it("gives a value or a FarcallError for random bytes (property)", () => {

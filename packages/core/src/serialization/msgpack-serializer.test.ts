@@ -3,18 +3,10 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { FarcallError } from "../errors/farcall-error.js";
 import { msgpackSerializer } from "./msgpack-serializer.js";
+import { assertInvalidArgument } from "../../test/assertions.js";
 
 const serializer = msgpackSerializer();
 const roundTrip = (value: unknown): unknown => serializer.decode(serializer.encode(value));
-
-function assertInvalid(fn: () => unknown, message?: RegExp): void {
-  assert.throws(fn, (error: unknown) => {
-    assert.ok(error instanceof FarcallError, `expected FarcallError, got ${String(error)}`);
-    assert.equal(error.code, "invalid_argument");
-    if (message) assert.match(error.message, message);
-    return true;
-  });
-}
 
 /** Decoding any input gives a value or a FarcallError invalid_argument, never another error. */
 function decodeOrInvalid(bytes: Uint8Array): void {
@@ -74,8 +66,8 @@ describe("msgpackSerializer", () => {
     for (const b of [0n, -1n, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 64n - 1n, 2n ** 64n, -(2n ** 63n) - 1n, 2n ** 4096n - 1n, -(2n ** 4096n) + 1n]) {
       assert.equal(roundTrip(b), b);
     }
-    assertInvalid(() => serializer.encode(2n ** 4096n), /bigint/);
-    assertInvalid(() => serializer.encode({ n: -(2n ** 5000n) }), /bigint/);
+    assertInvalidArgument(() => serializer.encode(2n ** 4096n), /bigint/);
+    assertInvalidArgument(() => serializer.encode({ n: -(2n ** 5000n) }), /bigint/);
   });
 
   it("keeps null and undefined distinct at top level, in objects and in arrays", () => {
@@ -131,11 +123,11 @@ describe("msgpackSerializer", () => {
 
   it("rejects values it cannot represent with invalid_argument", () => {
     for (const value of [() => 1, Symbol("s"), { f() {} }, [Symbol.iterator], new Error("e"), /re/, new Int16Array(1), new ArrayBuffer(1), new DataView(new ArrayBuffer(1)), Promise.resolve(), new WeakMap(), Object(1), JSON.parse('{"__proto__": 1}')]) {
-      assertInvalid(() => serializer.encode(value));
+      assertInvalidArgument(() => serializer.encode(value));
     }
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
-    assertInvalid(() => serializer.encode(cyclic), /deeper than 128/);
+    assertInvalidArgument(() => serializer.encode(cyclic), /deeper than 128/);
   });
 
   it("bounds nesting the same way on both sides", () => {
@@ -143,39 +135,39 @@ describe("msgpackSerializer", () => {
     const nest = (depth: number): unknown => (depth === 0 ? 1 : [nest(depth - 1)]);
     assert.deepStrictEqual(shallow.decode(shallow.encode(nest(4))), nest(4));
     assert.deepStrictEqual(shallow.decode(shallow.encode(new Map([[1, { a: new Set([[1]]) }]]))), new Map([[1, { a: new Set([[1]]) }]]));
-    assertInvalid(() => shallow.encode(nest(5)), /deeper than 4/);
-    assertInvalid(() => shallow.decode(serializer.encode(nest(5))), /deeper than 4/);
-    assertInvalid(() => shallow.encode(new Map([[1, { a: new Set([[[]]]) }]])), /deeper than 4/);
+    assertInvalidArgument(() => shallow.encode(nest(5)), /deeper than 4/);
+    assertInvalidArgument(() => shallow.decode(serializer.encode(nest(5))), /deeper than 4/);
+    assertInvalidArgument(() => shallow.encode(new Map([[1, { a: new Set([[[]]]) }]])), /deeper than 4/);
     assert.throws(() => msgpackSerializer({ maxDepth: 0 }), { code: "invalid_argument", reason: "bad_option" });
   });
 
   it("rejects 100000 nested arrays or maps with a FarcallError, not a stack overflow", () => {
-    assertInvalid(() => serializer.decode(Buffer.concat([Buffer.alloc(100_000, 0x91), bytes(0xc0)])), /deeper than 128/);
-    assertInvalid(() => serializer.decode(Buffer.concat([Buffer.from("81a161".repeat(100_000), "hex"), bytes(0xc0)])), /deeper/);
-    assertInvalid(() => serializer.decode(Buffer.concat([Buffer.from("d47300".repeat(50_000), "hex")])));
+    assertInvalidArgument(() => serializer.decode(Buffer.concat([Buffer.alloc(100_000, 0x91), bytes(0xc0)])), /deeper than 128/);
+    assertInvalidArgument(() => serializer.decode(Buffer.concat([Buffer.from("81a161".repeat(100_000), "hex"), bytes(0xc0)])), /deeper/);
+    assertInvalidArgument(() => serializer.decode(Buffer.concat([Buffer.from("d47300".repeat(50_000), "hex")])));
     let deep: unknown = 1;
     for (let i = 0; i < 100_000; i++) deep = [deep];
-    assertInvalid(() => serializer.encode(deep), /deeper than 128/);
+    assertInvalidArgument(() => serializer.encode(deep), /deeper than 128/);
   });
 
   it("fails fast on headers that declare more than the input holds", () => {
     const started = performance.now();
-    assertInvalid(() => serializer.decode(bytes(0xdd, 0x00, 0x0f, 0x42, 0x40, 1, 2, 3)), /declares 1000000 items/);
-    assertInvalid(() => serializer.decode(bytes(0xdd, 0xff, 0xff, 0xff, 0xff)), /declares/);
-    assertInvalid(() => serializer.decode(bytes(0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 0x61, 1)), /declares/);
-    assertInvalid(() => serializer.decode(bytes(0xdb, 0xff, 0xff, 0xff, 0xff, 0x61)), /runs past/);
-    assertInvalid(() => serializer.decode(bytes(0xc6, 0xff, 0xff, 0xff, 0xff, 0x61)), /runs past/);
-    assertInvalid(() => serializer.decode(bytes(0xc9, 0xff, 0xff, 0xff, 0xff, 0x42, 1)), /runs past/);
-    assertInvalid(() => serializer.decode(Buffer.concat([bytes(0x9f), Buffer.alloc(14, 0xdc)])));
+    assertInvalidArgument(() => serializer.decode(bytes(0xdd, 0x00, 0x0f, 0x42, 0x40, 1, 2, 3)), /declares 1000000 items/);
+    assertInvalidArgument(() => serializer.decode(bytes(0xdd, 0xff, 0xff, 0xff, 0xff)), /declares/);
+    assertInvalidArgument(() => serializer.decode(bytes(0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 0x61, 1)), /declares/);
+    assertInvalidArgument(() => serializer.decode(bytes(0xdb, 0xff, 0xff, 0xff, 0xff, 0x61)), /runs past/);
+    assertInvalidArgument(() => serializer.decode(bytes(0xc6, 0xff, 0xff, 0xff, 0xff, 0x61)), /runs past/);
+    assertInvalidArgument(() => serializer.decode(bytes(0xc9, 0xff, 0xff, 0xff, 0xff, 0x42, 1)), /runs past/);
+    assertInvalidArgument(() => serializer.decode(Buffer.concat([bytes(0x9f), Buffer.alloc(14, 0xdc)])));
     assert.ok(performance.now() - started < 100);
   });
 
   it("rejects malformed framing: empty, truncated, trailing bytes, 0xc1", () => {
-    assertInvalid(() => serializer.decode(new Uint8Array(0)), /empty/);
-    assertInvalid(() => serializer.decode(serializer.encode({ a: "hello" }).subarray(0, 5)), /end of input|runs past/);
-    assertInvalid(() => serializer.decode(bytes(0xc0, 0xc0)), /trailing/);
-    assertInvalid(() => serializer.decode(bytes(0x91, 0xc1)), /0xc1/);
-    assertInvalid(() => serializer.decode("not bytes" as unknown as Uint8Array));
+    assertInvalidArgument(() => serializer.decode(new Uint8Array(0)), /empty/);
+    assertInvalidArgument(() => serializer.decode(serializer.encode({ a: "hello" }).subarray(0, 5)), /end of input|runs past/);
+    assertInvalidArgument(() => serializer.decode(bytes(0xc0, 0xc0)), /trailing/);
+    assertInvalidArgument(() => serializer.decode(bytes(0x91, 0xc1)), /0xc1/);
+    assertInvalidArgument(() => serializer.decode("not bytes" as unknown as Uint8Array));
   });
 
   it("never lets the data choose a class or run code: only the documented extensions decode", () => {
@@ -194,7 +186,7 @@ describe("msgpackSerializer", () => {
       bytes(0xd4, 0x4d, 0x00, 0x91, 0x01), // Map with an odd entry list
       bytes(0x81, 0x01, 0x02), // non-string object key
     ];
-    for (const input of rejected) assertInvalid(() => serializer.decode(input), /not allowed|must wrap|pairs|not a string/);
+    for (const input of rejected) assertInvalidArgument(() => serializer.decode(input), /not allowed|must wrap|pairs|not a string/);
   });
 
   it("rejects a __proto__ key and keeps constructor and prototype as plain data", () => {
@@ -203,7 +195,7 @@ describe("msgpackSerializer", () => {
       bytes(0x81, 0xd9, 0x09, "__proto__", 0x81, 0xa8, "polluted", 0xc3),
       bytes(0x91, 0xde, 0x00, 0x01, 0xda, 0x00, 0x09, "__proto__", 0xc3),
     ];
-    for (const input of hostile) assertInvalid(() => serializer.decode(input), /__proto__/);
+    for (const input of hostile) assertInvalidArgument(() => serializer.decode(input), /__proto__/);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     const decoded = serializer.decode(
       bytes(0x83, 0xab, "constructor", 0x81, 0xa9, "prototype", 0xc3, 0xa9, "prototype", 0x01, 0xa8, "toString", 0x02),
