@@ -4,7 +4,7 @@
  */
 export { FarcallError } from "./errors/farcall-error.js";
 export type { Code, FarcallErrorOptions, Metadata } from "./errors/farcall-error.js";
-export type { Registration, Registry, Unwatch } from "./registry/registry.js";
+export type { Registration, Registry, Unwatch, WatchOptions } from "./registry/registry.js";
 export type { Endpoint } from "./registry/endpoint.js";
 export { maxEndpointBytes, parseEndpoint, serviceKey } from "./registry/endpoint.js";
 export { endpointMatches, wildcard } from "./registry/endpoint-matches.js";

@@ -1,6 +1,6 @@
 import { FarcallError } from "../errors/farcall-error.js";
 import type { Endpoint } from "./endpoint.js";
-import type { Registration, Registry, Unwatch } from "./registry.js";
+import type { Registration, Registry, Unwatch, WatchOptions } from "./registry.js";
 
 /**
  * A registry whose implementation is loaded on first use (a plugin package named by an address
@@ -21,12 +21,12 @@ export function lazyRegistry(kind: string, load: () => Promise<Registry>): Regis
       if (closed) throw new FarcallError("unavailable", `${kind} registry is closed`, { reason: "registry_closed", sent: false });
       return (await get()).register(endpoint);
     },
-    watch(service: string, onChange: (endpoints: readonly Endpoint[]) => void): Unwatch {
+    watch(service: string, onChange: (endpoints: readonly Endpoint[]) => void, options?: WatchOptions): Unwatch {
       let stopped = false;
       let unwatch: Unwatch | undefined;
       get().then(
         (registry) => {
-          if (!stopped && !closed) unwatch = registry.watch(service, onChange);
+          if (!stopped && !closed) unwatch = registry.watch(service, onChange, options);
         },
         () => undefined, // register() reports the loading error; a watch just stays empty
       );

@@ -8,6 +8,12 @@ export interface Registration {
 /** Stops a watch; idempotent. */
 export type Unwatch = () => void;
 
+/** Who is watching, for registries that list consumers (ZooKeeper's `consumers/` nodes). */
+export interface WatchOptions {
+  /** The watching application's name, as operators should see it. */
+  readonly application?: string;
+}
+
 /**
  * Where providers announce themselves and consumers find them. Implementations: `local`,
  * `direct`, `memory` in core; ZooKeeper, etcd and Redis in their own packages. The shared
@@ -24,6 +30,6 @@ export interface Registry {
   /** Registry kind, e.g. `"local"`, `"zookeeper"`. */
   readonly kind: string;
   register(endpoint: Endpoint): Promise<Registration>;
-  watch(service: string, onChange: (endpoints: readonly Endpoint[]) => void): Unwatch;
+  watch(service: string, onChange: (endpoints: readonly Endpoint[]) => void, options?: WatchOptions): Unwatch;
   close(): Promise<void>;
 }
