@@ -14,6 +14,8 @@ export { directRegistry, parseDirectAddress } from "./registry/direct-registry.j
 export type { DirectAddress, DirectRegistryOptions } from "./registry/direct-registry.js";
 export { defaultLocalRegistryDirectory, localRegistry } from "./registry/local-registry.js";
 export type { LocalRegistryOptions } from "./registry/local-registry.js";
+export { defaultRegistryCacheDir, RegistryCache } from "./registry/registry-cache.js";
+export type { RegistryCacheOptions } from "./registry/registry-cache.js";
 export type { Serializer } from "./serialization/serializer.js";
 export type { Address, Link, Listener, Transport } from "./transport/transport.js";
 export { tcpTransport } from "./transport/tcp-transport.js";
