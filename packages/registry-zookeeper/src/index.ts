@@ -4,4 +4,5 @@
  */
 export { zookeeperRegistry } from "./zookeeper-registry.js";
 export type { ZookeeperRegistryOptions } from "./zookeeper-registry.js";
-export { registryFromAddress } from "./zookeeper-address.js";
+export type { ZookeeperDigest } from "./zookeeper-acl.js";
+export { parseZookeeperAddress, registryFromAddress } from "./zookeeper-address.js";

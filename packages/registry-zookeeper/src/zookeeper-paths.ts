@@ -22,7 +22,17 @@ export function checkRoot(root: unknown): string {
   return root;
 }
 
+/** `<root>/<encoded service>`: the node of one service. */
+export function servicePath(root: string, service: string): string {
+  return `${root === "/" ? "" : root}/${encodeSegment(service)}`;
+}
+
 /** `<root>/<encoded service>/providers`: the parent of a service's provider nodes. */
 export function providersPath(root: string, service: string): string {
-  return `${root === "/" ? "" : root}/${encodeSegment(service)}/providers`;
+  return `${servicePath(root, service)}/providers`;
+}
+
+/** `<root>/<encoded service>/consumers`: the parent of a service's consumer nodes. */
+export function consumersPath(root: string, service: string): string {
+  return `${servicePath(root, service)}/consumers`;
 }

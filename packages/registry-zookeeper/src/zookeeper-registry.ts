@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { debuglog } from "node:util";
-import type { Endpoint, Registration, Registry, Unwatch } from "@farcall/core/extension";
-import zookeeper from "node-zookeeper-client";
+import type { Endpoint, Registration, Registry, Unwatch, WatchOptions } from "@farcall/core/extension";
+import { defaultRegistryCacheDir, RegistryCache, WatchDelivery } from "@farcall/core/extension";
 import { badOption, closedError, encodeEndpoint, zookeeperError } from "./errors.js";
-import { WatchDelivery } from "@farcall/core/extension";
-import { checkRoot, providersPath } from "./zookeeper-paths.js";
+import { aclsFor, type ZookeeperDigest } from "./zookeeper-acl.js";
+import { OwnedNodes, type OwnedNode } from "./zookeeper-owned-nodes.js";
+import { checkRoot, consumersPath, providersPath, servicePath } from "./zookeeper-paths.js";
 import { ServiceWatch } from "./zookeeper-service-watch.js";
 import { ZookeeperSession } from "./zookeeper-session.js";
 
@@ -24,6 +26,19 @@ export interface ZookeeperRegistryOptions {
   readonly sessionTimeoutMs?: number;
   /** Longest time one ZooKeeper operation waits for a connection and retries. Default 10000, 100..600000. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Directory of the consumer's cache of the last good provider list per service, used when a
+   * watch starts and ZooKeeper does not answer within `cacheGraceMs`; `false` for none. Default
+   * `$XDG_CACHE_HOME/farcall/registry`, else `~/.cache/farcall/registry`.
+   */
+  readonly cacheDir?: string | false;
+  /** How long a new watch waits for ZooKeeper before it delivers the cached list. Default 300, 0..60000. */
+  readonly cacheGraceMs?: number;
+  /**
+   * Digest credentials. When set, the nodes this registry creates get ACLs under which only this
+   * digest user may create or delete provider nodes (everyone may read). Default none (open ACLs).
+   */
+  readonly digest?: ZookeeperDigest;
 }
 
 interface ResolvedOptions {
@@ -31,14 +46,26 @@ interface ResolvedOptions {
   readonly root: string;
   readonly sessionTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  readonly cacheDir: string | false;
+  readonly cacheGraceMs: number;
+  readonly digest: ZookeeperDigest | undefined;
 }
 
-function duration(name: string, value: unknown, fallback: number, min: number): number {
+function duration(name: string, value: unknown, fallback: number, min: number, max = 600_000): number {
   if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > 600_000) {
-    badOption(name, `expected an integer number of milliseconds ${min}..600000`);
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    badOption(name, `expected an integer number of milliseconds ${min}..${max}`);
   }
   return value;
+}
+
+function checkDigest(value: unknown): ZookeeperDigest | undefined {
+  if (value === undefined) return undefined;
+  const { user, password } = (value ?? {}) as Partial<ZookeeperDigest>;
+  if (typeof user !== "string" || !/^[^:\s]{1,256}$/.test(user) || typeof password !== "string" || password.length === 0 || password.length > 1024) {
+    badOption("digest", "expected { user, password }: a user without ':' or spaces and a non-empty password");
+  }
+  return Object.freeze({ user, password });
 }
 
 function resolveOptions(options: ZookeeperRegistryOptions): ResolvedOptions {
@@ -46,40 +73,52 @@ function resolveOptions(options: ZookeeperRegistryOptions): ResolvedOptions {
   if (typeof connect !== "string" || !/^[^\s,/]+(,[^\s,/]+)*(\/\S*)?$/.test(connect) || connect.length > 4096) {
     badOption("connect", "expected host:port[,host:port...][/chroot]");
   }
+  const cacheDir: unknown = options.cacheDir;
+  if (cacheDir !== undefined && cacheDir !== false && (typeof cacheDir !== "string" || cacheDir === "" || cacheDir.length > 4096)) {
+    badOption("cacheDir", "expected a directory path, or false for no cache file");
+  }
   return Object.freeze({
     connect,
     root: checkRoot(options.root ?? "/farcall"),
     sessionTimeoutMs: duration("sessionTimeoutMs", options.sessionTimeoutMs, 15_000, 1000),
     requestTimeoutMs: duration("requestTimeoutMs", options.requestTimeoutMs, 10_000, 100),
+    cacheDir: cacheDir === undefined ? defaultRegistryCacheDir() : cacheDir,
+    cacheGraceMs: duration("cacheGraceMs", options.cacheGraceMs, 300, 0, 60_000),
+    digest: checkDigest(options.digest),
   });
 }
 
-function hasCode(error: unknown, code: number): boolean {
-  return error instanceof zookeeper.Exception && error.code === code;
-}
-
 /**
- * A {@link Registry} on Apache ZooKeeper. Each registration is an EPHEMERAL node
- * `<root>/<service>/providers/<pid>-<instance>-<n>` (service URI-encoded; the node name is unique
- * to this process incarnation, so a restarted provider never collides with its predecessor's
- * node) holding the endpoint as JSON. The node lives as long as this registry's ZooKeeper session:
- * `close()` ends the session and the server deletes the nodes at once; a process that dies is
- * unlisted when its session times out. Watches read `<root>/<service>/providers` with a child
- * watch re-armed on every event and reconnection, parse node data as untrusted (size-capped,
- * `parseEndpoint`), and deliver full lists, never concurrently. The client connects on first use;
- * it owns one socket and no timer while idle (pending waits and retries use unref'd timers).
+ * A {@link Registry} on Apache ZooKeeper.
  *
- * Not handled yet: session expiry (registrations are not re-created after it), a hung server
- * (no watchdog), empty-list protection and a cache file for when ZooKeeper is down.
+ * Layout: `<root>/<service>/providers/<pid>-<instance>-<n>`, one EPHEMERAL node per registration
+ * holding the endpoint as JSON, and `<root>/<service>/consumers/<pid>-<instance>-<n>` per watch
+ * (service URI-encoded; node names are unique to the process incarnation, so a restarted process
+ * never collides with its predecessor's nodes).
+ *
+ * Sessions: a disconnect keeps everything (the client reconnects and resumes the session; watches
+ * keep their last list). When the server declares the session expired, a new session starts at
+ * once and every node this registry owns is re-created and every watch re-read. Owned nodes are
+ * also re-created when deleted by hand. `close()` ends the session, so the server deletes the
+ * nodes at once; a process that dies is unlisted when its session times out.
+ *
+ * Watches read the provider list with a child watch re-armed on every event and reconnection,
+ * parse node data as untrusted (size-capped, `parseEndpoint`, must name the watched service),
+ * deliver full lists one at a time, and save each non-empty list to the cache file, which a new
+ * watch delivers when ZooKeeper has not answered within `cacheGraceMs`.
  * @throws FarcallError `invalid_argument`, reason `bad_option`, for invalid options.
  * `register` rejects with `invalid_argument` (`bad_endpoint`), `unavailable` (`registry_closed`),
- * or `unavailable` when ZooKeeper cannot be reached within `requestTimeoutMs` or refuses the write.
+ * or `unavailable` when ZooKeeper cannot be reached within `requestTimeoutMs` or refuses the write
+ * (for instance `NO_AUTH` under another user's ACL).
  */
 export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
   const resolved = resolveOptions(options);
+  const { root } = resolved;
   const incarnation = `${process.pid}-${randomBytes(6).toString("hex")}`;
+  const acls = aclsFor(resolved.digest);
   const watches = new Set<ServiceWatch>();
   const tasks = new Set<Promise<unknown>>();
+  const cache = resolved.cacheDir === false ? undefined : new RegistryCache({ dir: resolved.cacheDir, scope: `zookeeper://${resolved.connect}${root}` });
   let sequence = 0;
   let closing: Promise<void> | undefined;
   const session = new ZookeeperSession({
@@ -87,10 +126,25 @@ export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
     sessionTimeoutMs: resolved.sessionTimeoutMs,
     requestTimeoutMs: resolved.requestTimeoutMs,
     closeTimeoutMs: Math.min(resolved.requestTimeoutMs, 2000),
-    // Events may have been missed while disconnected: re-read every watched service.
-    onConnected: () => {
+    digest: resolved.digest === undefined ? undefined : `${resolved.digest.user}:${resolved.digest.password}`,
+    onConnected: (newSession) => {
+      // Events may have been missed while disconnected: re-read every watched service, and make
+      // sure every owned node still exists (all of them are gone after an expiry).
       for (const w of watches) w.kick();
+      if (newSession) owned.newSession();
+      else owned.kick();
     },
+  });
+  const owned = new OwnedNodes({
+    session,
+    parentAcl: acls.parents,
+    // Under ACLs, consumers without credentials cannot create folders: providers create theirs.
+    siblingFolders: (node) =>
+      resolved.digest !== undefined && node.folder.endsWith("/providers")
+        ? [{ path: `${node.servicePath}/consumers`, acl: acls.consumers }]
+        : [],
+    retryDelayMs: 200,
+    maxRetryDelayMs: Math.max(1000, Math.min(resolved.sessionTimeoutMs, 10_000)),
   });
 
   function track<T>(task: Promise<T>): Promise<T> {
@@ -100,69 +154,82 @@ export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
     return task;
   }
 
-  async function remove(path: string): Promise<void> {
-    try {
-      await session.run<void>(`delete ${path}`, (client, done) => client.remove(path, -1, (error) => done(error)));
-    } catch (error) {
-      if (hasCode(error, zookeeper.Exception.NO_NODE)) return;
-      // Closed meanwhile: ending the session deletes the node.
-      if (session.closed) return;
-      throw zookeeperError(`delete ${path}`, error);
-    }
-  }
-
   async function registerNow(endpoint: Endpoint): Promise<Registration> {
     if (closing !== undefined) throw closedError();
     const { data } = encodeEndpoint(endpoint);
-    const parent = providersPath(resolved.root, endpoint.service);
-    const path = `${parent}/${incarnation}-${sequence++}`;
+    const folder = providersPath(root, endpoint.service);
+    const node: OwnedNode = {
+      path: `${folder}/${incarnation}-${sequence++}`,
+      folder,
+      servicePath: servicePath(root, endpoint.service),
+      data,
+      acl: acls.providers,
+      folderAcl: acls.providers,
+      optional: false,
+    };
     try {
-      await session.run<string>(`create ${parent}`, (client, done) => client.mkdirp(parent, done));
-      await session.run<string>(`create ${path}`, (client, done) =>
-        client.create(path, data, zookeeper.CreateMode.EPHEMERAL, (error, created) =>
-          // A retried create whose first attempt reached the server: the node is ours.
-          done(hasCode(error, zookeeper.Exception.NODE_EXISTS) ? null : error, created),
-        ),
-      );
+      await owned.own(node);
     } catch (error) {
       if (closing !== undefined) throw closedError();
       throw zookeeperError(`register ${endpoint.service}`, error);
     }
-    debug("zookeeper: registered %s", path);
+    debug("zookeeper: registered %s", node.path);
     let unregistering: Promise<void> | undefined;
     return {
       unregister: () => {
-        unregistering ??= track(remove(path)).catch((error: unknown) => {
+        unregistering ??= track(owned.release(node.path)).catch((error: unknown) => {
           unregistering = undefined; // a later call tries again
-          throw error;
+          throw zookeeperError(`unregister ${endpoint.service}`, error);
         });
         return unregistering;
       },
     };
   }
 
-  function watch(service: string, onChange: (endpoints: readonly Endpoint[]) => void): Unwatch {
+  function consumerNode(service: string, application: string | undefined): OwnedNode {
+    const folder = consumersPath(root, service);
+    const info = { service, application: application ?? "", host: hostname(), pid: process.pid, startTime: Date.now() };
+    return {
+      path: `${folder}/${incarnation}-${sequence++}`,
+      folder,
+      servicePath: servicePath(root, service),
+      data: Buffer.from(JSON.stringify(info)),
+      acl: acls.consumerNode,
+      folderAcl: acls.consumers,
+      optional: true,
+    };
+  }
+
+  function watch(service: string, onChange: (endpoints: readonly Endpoint[]) => void, watchOptions?: WatchOptions): Unwatch {
     if (closing !== undefined) return () => {};
     const serviceWatch = new ServiceWatch({
       session,
       service,
-      path: providersPath(resolved.root, service),
+      path: providersPath(root, service),
       retryDelayMs: Math.min(1000, resolved.requestTimeoutMs),
       delivery: new WatchDelivery(onChange),
+      cache,
+      cacheGraceMs: resolved.cacheGraceMs,
     });
     watches.add(serviceWatch);
     serviceWatch.kick();
+    const consumer = consumerNode(service, watchOptions?.application);
+    owned.ownInBackground(consumer);
     return () => {
-      if (watches.delete(serviceWatch)) void track(serviceWatch.stop());
+      if (!watches.delete(serviceWatch)) return;
+      void track(serviceWatch.stop());
+      void track(owned.release(consumer.path).catch((error: unknown) => debug("zookeeper: removing %s failed: %o", consumer.path, error)));
     };
   }
 
   async function closeAll(): Promise<void> {
     const stopped = [...watches].map((w) => w.stop());
     watches.clear();
+    stopped.push(owned.stop());
     // Registrations in flight fail with registry_closed; ending the session deletes every node.
     await session.close();
     await Promise.allSettled([...stopped, ...tasks]);
+    await cache?.flush();
   }
 
   return {

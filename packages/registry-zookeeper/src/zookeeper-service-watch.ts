@@ -1,7 +1,7 @@
 import { debuglog } from "node:util";
 import { type Endpoint, maxEndpointBytes, parseEndpoint } from "@farcall/core/extension";
 import zookeeper, { type Event, type Stat } from "node-zookeeper-client";
-import type { WatchDelivery } from "@farcall/core/extension";
+import type { RegistryCache, WatchDelivery } from "@farcall/core/extension";
 import type { ZookeeperSession } from "./zookeeper-session.js";
 
 const debug = debuglog("farcall:registry");
@@ -15,7 +15,14 @@ export interface ServiceWatchOptions {
   /** Wait after a failed read before the next one. */
   readonly retryDelayMs: number;
   readonly delivery: WatchDelivery;
+  /** The consumer's cache file of last good lists; none when undefined. */
+  readonly cache?: RegistryCache | undefined;
+  /** How long the first read may take before the cached list is delivered instead. */
+  readonly cacheGraceMs: number;
 }
+
+/** Most provider nodes read per service; the rest are ignored (a hostile or broken tree). */
+const maxChildren = 10_000;
 
 function isNoNode(error: unknown): boolean {
   return error instanceof zookeeper.Exception && error.code === zookeeper.Exception.NO_NODE;
@@ -40,8 +47,12 @@ function decode(data: Buffer | undefined, service: string): Endpoint | undefined
  * every notification and every reconnection triggers a full re-read, one at a time (ZooKeeper
  * watches are one-shot and coalesce bursts, so events are never counted). Provider nodes are
  * never modified, so each child's data is read once and cached until the child disappears. A
- * failed read keeps the last list and retries after `retryDelayMs` (one unref'd timer); only the
- * first delivery is owed regardless (an empty list).
+ * failed read keeps the last list and retries after `retryDelayMs` (one unref'd timer).
+ *
+ * The first delivery: ZooKeeper's list when it answers within `cacheGraceMs`; otherwise the cached
+ * list (when there is one; ZooKeeper's list follows as soon as it answers); and when the first read
+ * fails with no cached list, an empty list. Every non-empty list read from ZooKeeper is saved to
+ * the cache.
  */
 export class ServiceWatch {
   readonly #options: ServiceWatchOptions;
@@ -56,9 +67,33 @@ export class ServiceWatch {
   #stopped = false;
   #delivered = false;
   #timer: NodeJS.Timeout | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
+  /** The cached list once loaded (undefined while loading, or when there is none). */
+  #cached: readonly Endpoint[] | undefined;
+  #graceOver = false;
 
   constructor(options: ServiceWatchOptions) {
     this.#options = options;
+    const { cache, service, cacheGraceMs } = options;
+    if (cache === undefined) return;
+    this.#graceTimer = setTimeout(() => {
+      this.#graceTimer = undefined;
+      this.#graceOver = true;
+      this.#deliverCached();
+    }, cacheGraceMs);
+    this.#graceTimer.unref();
+    void cache.load(service).then((endpoints) => {
+      this.#cached = endpoints;
+      if (this.#graceOver) this.#deliverCached();
+    });
+  }
+
+  #deliverCached(): void {
+    const cached = this.#cached;
+    if (this.#stopped || this.#delivered || cached === undefined || cached.length === 0) return;
+    debug("zookeeper: %s: no answer from ZooKeeper yet; delivering %d cached providers", this.#options.path, cached.length);
+    this.#delivered = true;
+    this.#options.delivery.deliver(cached);
   }
 
   /** Reads now, or once more after the read in progress. */
@@ -76,7 +111,10 @@ export class ServiceWatch {
         debug("zookeeper: reading %s failed: %o", this.#options.path, error);
         if (!this.#stopped && !this.#delivered) {
           this.#delivered = true;
-          this.#options.delivery.deliver([]);
+          this.#clearGrace();
+          const cached = this.#cached ?? [];
+          if (cached.length > 0) debug("zookeeper: %s: delivering %d cached providers", this.#options.path, cached.length);
+          this.#options.delivery.deliver(cached);
         }
         this.#after(true);
       },
@@ -89,7 +127,13 @@ export class ServiceWatch {
     this.#options.delivery.stop();
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#clearGrace();
     return this.#read ?? Promise.resolve();
+  }
+
+  #clearGrace(): void {
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
   }
 
   #after(failed: boolean): void {
@@ -121,6 +165,10 @@ export class ServiceWatch {
       if (stat !== null) this.#again = true;
       children = [];
     }
+    if (children.length > maxChildren) {
+      debug("zookeeper: %s: %d children; reading the first %d", path, children.length, maxChildren);
+      children = children.slice(0, maxChildren);
+    }
     const live = new Set(children);
     for (const name of this.#cache.keys()) if (!live.has(name)) this.#cache.delete(name);
     const unread = children.filter((name) => !this.#cache.has(name));
@@ -132,8 +180,11 @@ export class ServiceWatch {
       // Two nodes with one id (the same endpoint registered twice): list it once.
       if (endpoint !== undefined && !byId.has(endpoint.id)) byId.set(endpoint.id, endpoint);
     }
+    const endpoints = [...byId.values()];
     this.#delivered = true;
-    delivery.deliver([...byId.values()]);
+    this.#clearGrace();
+    delivery.deliver(endpoints);
+    if (endpoints.length > 0) this.#options.cache?.save(this.#options.service, endpoints);
   }
 
   async #readChild(name: string): Promise<void> {

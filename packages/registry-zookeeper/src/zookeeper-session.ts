@@ -16,29 +16,48 @@ export interface ZookeeperSessionOptions {
   readonly requestTimeoutMs: number;
   /** Longest wait in `close()` for the server to end the session before the socket is dropped. */
   readonly closeTimeoutMs: number;
-  /** Called on every (re)connection, so watchers can re-read what they may have missed. */
-  readonly onConnected: () => void;
+  /** `user:password` for ZooKeeper's digest scheme, sent on every connection; none when undefined. */
+  readonly digest?: string | undefined;
+  /**
+   * Called on every (re)connection, so owners can re-read what they may have missed and re-create
+   * what they own. `newSession` is true on the first connection of a session (the very first one,
+   * and the first after an expiry, when every ephemeral node and watch of the old session is gone).
+   */
+  readonly onConnected: (newSession: boolean) => void;
 }
 
 function isConnected(client: Client): boolean {
   return client.getState() === zookeeper.State.SYNC_CONNECTED;
 }
 
-function isConnectionLoss(error: unknown): boolean {
-  return error instanceof zookeeper.Exception && error.code === zookeeper.Exception.CONNECTION_LOSS;
+/** Errors after which the same operation may succeed on a (new) connection. */
+function isRetryable(error: unknown): boolean {
+  return (
+    error instanceof zookeeper.Exception &&
+    (error.code === zookeeper.Exception.CONNECTION_LOSS || error.code === zookeeper.Exception.SESSION_EXPIRED)
+  );
 }
 
 /**
- * Owns one node-zookeeper-client `Client`: created on first use (a registry that is never used
- * never opens a socket), requests retried on `CONNECTION_LOSS` (the client fails them at once
- * while disconnected) until `requestTimeoutMs`, and closed by {@link ZookeeperSession.close},
- * which ends the ZooKeeper session so the server removes its ephemeral nodes at once.
+ * Owns the ZooKeeper session of one registry: one node-zookeeper-client `Client` at a time,
+ * created on first use (a registry that is never used never opens a socket).
+ *
+ * - A disconnect is not an expiry: the client reconnects on its own (every 0-200 ms across the
+ *   servers, forever) and resumes the same session, whose ephemeral nodes the server keeps until
+ *   the session times out. Nothing is deregistered meanwhile.
+ * - Only the server declares a session expired (when a reconnect arrives too late). The dead
+ *   client is then replaced at once by a new one; its first connection reports `newSession` so
+ *   the owner re-creates its nodes and re-arms its watches. There is no retry timer here: the
+ *   client's own reconnect loop is the only retry, so nothing piles up however often it flaps.
+ * - Requests fail at once while disconnected; {@link ZookeeperSession.run} waits for a connection
+ *   and retries them until `requestTimeoutMs`.
+ * - {@link ZookeeperSession.close} ends the session, so the server deletes its ephemeral nodes at once.
  */
 export class ZookeeperSession {
   readonly #options: ZookeeperSessionOptions;
   #client: Client | undefined;
   #closing: Promise<void> | undefined;
-  /** Wakes every {@link ZookeeperSession.run} waiting for a connection; used by close. */
+  /** Wakes every {@link ZookeeperSession.run} waiting for a connection (on connect, expiry, close). */
   readonly #waiters = new Set<() => void>();
 
   constructor(options: ZookeeperSessionOptions) {
@@ -49,26 +68,37 @@ export class ZookeeperSession {
     return this.#closing !== undefined;
   }
 
+  /** True while the current client is connected. */
+  get connected(): boolean {
+    return this.#client !== undefined && isConnected(this.#client);
+  }
+
+  /** The current session's id (16 hex digits), or undefined before the first connection. */
+  get sessionId(): string | undefined {
+    const client = this.#client;
+    if (client === undefined || !isConnected(client)) return undefined;
+    return client.getSessionId().toString("hex");
+  }
+
   /**
-   * Runs one client operation once connected, again after a `CONNECTION_LOSS` until
-   * `requestTimeoutMs` has passed. A synchronous throw of the client (an invalid path) rejects.
-   * @throws FarcallError `unavailable` (reason `registry_closed` once closed), or the client's
-   * `Exception` for any other ZooKeeper error (`NO_NODE`, `NODE_EXISTS`, ...), for the caller.
+   * Runs one client operation once connected, again after a connection loss or a session expiry
+   * until `requestTimeoutMs` has passed. A synchronous throw of the client (an invalid path) rejects.
+   * @throws FarcallError `unavailable` (reason `registry_closed` once closed; or ZooKeeper not
+   * reachable in time), or the client's `Exception` for any other ZooKeeper error (`NO_NODE`,
+   * `NODE_EXISTS`, `NO_AUTH`, ...), for the caller to judge.
    */
   async run<T>(what: string, op: (client: Client, done: Done<T>) => void): Promise<T> {
     const deadline = Date.now() + this.#options.requestTimeoutMs;
     for (;;) {
-      if (this.closed) throw closedError();
-      const client = this.#open();
-      await this.#connected(client, deadline, what);
+      const client = await this.#connectedClient(deadline, what);
       try {
         return await new Promise<T>((resolve, reject) => {
           op(client, (error, result) => (error ? reject(error) : resolve(result as T)));
         });
       } catch (error) {
-        if (!isConnectionLoss(error) || this.closed) throw error;
+        if (!isRetryable(error) || this.closed) throw error;
         if (Date.now() >= deadline) throw zookeeperError(what, error);
-        debug("zookeeper: %s: connection lost, retrying", what);
+        debug("zookeeper: %s: %s, retrying", what, String(error));
       }
     }
   }
@@ -79,45 +109,72 @@ export class ZookeeperSession {
     return this.#closing;
   }
 
+  /** Opens the client if there is none; never after close. */
+  open(): void {
+    if (!this.closed) this.#open();
+  }
+
   #open(): Client {
     if (this.#client !== undefined) return this.#client;
-    const client = zookeeper.createClient(this.#options.connect, {
-      sessionTimeout: this.#options.sessionTimeoutMs,
-      spinDelay: 200,
-      retries: 0,
-    });
-    client.on("state", (state) => debug("zookeeper: %s: state %s", this.#options.connect, String(state)));
+    const { connect, sessionTimeoutMs, digest } = this.#options;
+    const client = zookeeper.createClient(connect, { sessionTimeout: sessionTimeoutMs, spinDelay: 200, retries: 0 });
+    if (digest !== undefined) client.addAuthInfo("digest", Buffer.from(digest));
+    let first = true;
+    client.on("state", (state) => debug("zookeeper: %s: state %s", connect, String(state)));
     client.on("connected", () => {
-      for (const wake of [...this.#waiters]) wake();
-      if (!this.closed) this.#options.onConnected();
+      if (this.#client !== client) return;
+      this.#wake();
+      const newSession = first;
+      first = false;
+      if (!this.closed) this.#options.onConnected(newSession);
     });
     client.on("expired", () => {
-      // Not handled yet: re-creating the client and re-registering is later work.
-      debug("zookeeper: %s: session expired; its registrations are gone", this.#options.connect);
+      if (this.#client !== client || this.closed) return;
+      debug("zookeeper: %s: session expired; starting a new one", connect);
+      // The expired client has closed its socket and will not reconnect: replace it now.
+      this.#client = undefined;
+      this.#open();
+      this.#wake();
+    });
+    client.on("authenticationFailed", () => {
+      if (this.#client !== client) return;
+      // Not retried in a loop: the next operation opens a new client.
+      debug("zookeeper: %s: authentication failed", connect);
+      this.#client = undefined;
+      this.#wake();
     });
     this.#client = client;
     client.connect();
     return client;
   }
 
-  #connected(client: Client, deadline: number, what: string): Promise<void> {
-    if (isConnected(client)) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const settle = (): void => {
-        clearTimeout(timer);
-        this.#waiters.delete(settle);
-        if (this.closed) reject(closedError());
-        else if (isConnected(client)) resolve();
-        else reject(zookeeperError(what, new Error(`not connected to ${this.#options.connect} in time`)));
-      };
-      const timer = setTimeout(settle, Math.max(0, deadline - Date.now()));
-      timer.unref();
-      this.#waiters.add(settle);
-    });
+  #wake(): void {
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /** The current client once connected; waits at most until `deadline`. */
+  async #connectedClient(deadline: number, what: string): Promise<Client> {
+    for (;;) {
+      if (this.closed) throw closedError();
+      const client = this.#open();
+      if (isConnected(client)) return client;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw zookeeperError(what, new Error(`not connected to ${this.#options.connect} in time`));
+      await new Promise<void>((resolve) => {
+        const settle = (): void => {
+          clearTimeout(timer);
+          this.#waiters.delete(settle);
+          resolve();
+        };
+        const timer = setTimeout(settle, remaining);
+        timer.unref();
+        this.#waiters.add(settle);
+      });
+    }
   }
 
   async #closeNow(): Promise<void> {
-    for (const wake of [...this.#waiters]) wake();
+    this.#wake();
     const client = this.#client;
     if (client === undefined) return;
     const { closeTimeoutMs, connect } = this.#options;
