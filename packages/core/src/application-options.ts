@@ -67,6 +67,15 @@ export interface ApplicationOptions {
    * drains them all before the process ends.
    */
   readonly handleSignals?: boolean;
+  /**
+   * Empty-push protection of every client: when the registry reports no provider of a service
+   * while this consumer holds healthy connections to some of the ones it had, it keeps those
+   * (emitting one `FARCALL_EMPTY_PUSH` process warning per episode) instead of failing every call
+   * with `unavailable`: a registry that lost its data, its session or its network looks the same
+   * as every provider leaving. A kept provider is removed as soon as it sends `closing` or its
+   * connection drops; the next non-empty list replaces the kept one. Default true.
+   */
+  readonly emptyProtection?: boolean;
   /** Per-call interceptors of every client (outermost first). */
   readonly interceptors?: readonly Interceptor[];
   /** Per-attempt interceptors of every client (outermost first). */
@@ -119,4 +128,5 @@ export const defaults = Object.freeze({
   warmupMs: 600_000,
   includeStack: false,
   handleSignals: true,
+  emptyProtection: true,
 });

@@ -116,6 +116,7 @@ function validate(o: ApplicationOptions): void {
   int("maxPendingCalls", 1, 10_000_000);
   int("weight", 0, 10000);
   int("warmupMs", 0, 86_400_000);
+  if (typeof o.emptyProtection !== "boolean") badOption("emptyProtection", "must be true or false");
 }
 
 function oneOf(name: string, value: unknown, names: readonly string[], valueType: "object" | "function"): void {
@@ -227,7 +228,10 @@ class FarcallApplication implements Application {
         service: effective.name,
         version: effective.version,
         group: effective.group,
+        application: this.name,
         usable: (endpoint, now) => this.#pool.usable(endpoint, now),
+        emptyProtection: this.#options.emptyProtection,
+        connected: (endpoint) => this.#pool.connected(endpoint),
       });
       this.#directories.set(key, directory);
     }

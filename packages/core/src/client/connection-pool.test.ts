@@ -4,11 +4,15 @@ import { FarcallError } from "../errors/farcall-error.js";
 import type { Endpoint } from "../registry/endpoint.js";
 import { sampleEndpoint } from "../registry/sample-endpoint.js";
 import { TimingWheel } from "../timing/timing-wheel.js";
-import type { Transport } from "../transport/transport.js";
+import type { Link, Transport } from "../transport/transport.js";
+import { memoryTransport } from "../transport/memory-transport.js";
+import { encodeFrame } from "../protocol/binary/frame-encoder.js";
+import { FrameFlags } from "../protocol/binary/frame.js";
 import { ConnectionPool } from "./connection-pool.js";
 import { msgpackSerializer } from "../serialization/msgpack-serializer.js";
 
 const endpoint: Endpoint = sampleEndpoint("s", 9, { id: "e1", pid: 0 });
+const empty = new Uint8Array(0);
 
 function refusingPool(random: () => number) {
   const clock = { t: 1_000_000, now: () => clock.t };
@@ -77,5 +81,68 @@ describe("ConnectionPool reconnect backoff", () => {
     assert.equal(attempts(), 1);
     for (const r of results) assert.ok(r instanceof FarcallError);
     pool.close();
+  });
+});
+
+describe("ConnectionPool.connected", () => {
+  /** A pool over the memory transport, with the provider ends of its links in the test's hands. */
+  async function connectedPool() {
+    const transport = memoryTransport();
+    const providerLinks: Link[] = [];
+    const listener = await transport.listen({ host: "127.0.0.1", port: 0 }, (link) => providerLinks.push(link));
+    const serializer = msgpackSerializer();
+    const wheel = new TimingWheel({ autoTick: false });
+    const pool = new ConnectionPool({
+      transport,
+      connection: { serializer, serializers: new Map([[serializer.id, serializer]]), maxFrameBytes: 1 << 20, heartbeatIntervalMs: 0, maxPendingCalls: 10, maxBufferedBytes: 1 << 20, wheel },
+      backoffInitialMs: 1000,
+      backoffMaxMs: 120_000,
+      closedHoldMs: 5000,
+      serializersByName: new Map([[serializer.name, serializer]]),
+    });
+    const provider = sampleEndpoint("s", listener.address.port);
+    const close = async (): Promise<void> => {
+      pool.close();
+      await listener.close();
+    };
+    return { pool, provider, providerLinks, close };
+  }
+
+  /** Waits until `condition` holds (memory links deliver on setImmediate), at most 100 turns. */
+  async function until(condition: () => boolean): Promise<void> {
+    for (let i = 0; i < 100 && !condition(); i++) await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  it("is true only while an open connection to the address has not received closing", async () => {
+    const { pool, provider, providerLinks, close } = await connectedPool();
+    try {
+      assert.equal(pool.connected(provider), false, "no connection yet");
+      await pool.acquire(provider);
+      assert.equal(pool.connected(provider), true);
+      assert.equal(pool.connected({ ...provider, id: "another record, same address" }), true, "by address");
+      assert.equal(pool.connected(sampleEndpoint("s", provider.port + 1)), false, "another address");
+      // What the pool's listeners (the directories) see when they are told of the change.
+      const seen: Array<[connected: boolean, open: number]> = [];
+      pool.onChange(() => seen.push([pool.connected(provider), pool.size]));
+      const closing = encodeFrame({ flags: FrameFlags.closing, serializerId: 0, status: 0, requestId: 0, timeoutMs: 0, route: empty, metadata: empty, body: empty });
+      providerLinks[0]?.write(closing);
+      await until(() => seen.length > 0);
+      assert.deepEqual(seen[0], [false, 1], "not connected as soon as closing arrives, while the connection is still open");
+    } finally {
+      await close();
+    }
+  });
+
+  it("is false once the connection drops", async () => {
+    const { pool, provider, providerLinks, close } = await connectedPool();
+    try {
+      await pool.acquire(provider);
+      assert.equal(pool.connected(provider), true);
+      providerLinks[0]?.destroy();
+      await until(() => !pool.connected(provider));
+      assert.equal(pool.connected(provider), false);
+    } finally {
+      await close();
+    }
   });
 });

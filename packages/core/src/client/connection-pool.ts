@@ -73,6 +73,16 @@ export class ConnectionPool {
     return slot.connection !== undefined || now >= slot.retryAt;
   }
 
+  /**
+   * True while the pool holds an open connection to the endpoint's address that has not received
+   * `closing`: the provider is alive as far as this consumer can tell. Directories ask it to decide
+   * which providers an empty registry push may not remove (empty-push protection).
+   */
+  connected(endpoint: Endpoint): boolean {
+    const connection = this.#slots.get(addressOf(endpoint))?.connection;
+    return connection !== undefined && !connection.closing;
+  }
+
   /** The open connection to `endpoint`, or undefined. */
   ready(endpoint: Endpoint): ClientConnection | undefined {
     const connection = this.#byEndpoint.get(endpoint)?.connection;

@@ -8,9 +8,27 @@ export interface DirectoryOptions {
   readonly service: string;
   readonly version: string;
   readonly group: string;
+  /** The watching application's name, passed to `registry.watch` for registries that list consumers. */
+  readonly application?: string;
   /** Whether an endpoint can take calls now (its connection is not closing or backing off). */
   readonly usable: (endpoint: Endpoint, now: number) => boolean;
+  /**
+   * Empty-push protection: a registry delivery that would empty a non-empty list keeps the
+   * providers that are `connected` instead (see {@link Directory}).
+   */
+  readonly emptyProtection: boolean;
+  /** Whether this consumer holds an open connection to the endpoint that has not received `closing`. */
+  readonly connected: (endpoint: Endpoint) => boolean;
+  /**
+   * How long, in ms, protection must hold before it is reported with a warning. A provider that
+   * shuts down gracefully unregisters a moment before its `closing` frame arrives, which would
+   * otherwise warn on every orderly shutdown of the last provider. Default 1000.
+   */
+  readonly emptyWarningDelayMs?: number;
 }
+
+/** `process.emitWarning` code of the warning logged when empty-push protection keeps providers. */
+export const emptyPushWarningCode = "FARCALL_EMPTY_PUSH";
 
 const empty: readonly Endpoint[] = Object.freeze([]);
 /** How often, in ms, a snapshot that excluded endpoints is recomputed even without a change event. */
@@ -20,6 +38,13 @@ const recheckMs = 200;
  * The providers of one service as the consumer sees them: the registry's list filtered by version
  * and group (`*` in an endpoint matches anything), minus endpoints that cannot take calls now. The
  * snapshot is an immutable array rebuilt only on change, so `current()` is cheap on the hot path.
+ *
+ * Empty-push protection (`emptyProtection`): when a delivery would empty a non-empty list, the
+ * providers this consumer is `connected` to are kept (one warning per episode), since a registry
+ * that lost its data or its session looks the same as every provider leaving. While protected,
+ * each rebuild drops for good the kept providers that are no longer `connected` (they sent
+ * `closing` or their connection dropped); the next non-empty delivery ends the protection.
+ * See docs/adr/0009-empty-push-protection.md.
  */
 export class Directory {
   readonly #options: DirectoryOptions;
@@ -29,11 +54,16 @@ export class Directory {
   #dirty = true;
   #recheckAt = 0;
   #received = false;
+  /** `#all` holds providers kept through an empty delivery. */
+  #protected = false;
+  /** Reports the protection episode in progress once it has held `emptyWarningDelayMs`. */
+  #warnTimer: NodeJS.Timeout | undefined;
   #waiters: Array<() => void> = [];
 
   constructor(options: DirectoryOptions) {
     this.#options = options;
-    this.#unwatch = options.registry.watch(options.service, (endpoints) => this.#onChange(endpoints));
+    const watchOptions = options.application === undefined ? {} : { application: options.application };
+    this.#unwatch = options.registry.watch(options.service, (endpoints) => this.#onChange(endpoints), watchOptions);
   }
 
   /** True once the registry delivered its first list. */
@@ -41,8 +71,9 @@ export class Directory {
     return this.#received;
   }
 
-  /** Every matching endpoint the registry reports, usable or not. */
+  /** Every matching endpoint the registry reports (or that protection keeps), usable or not. */
   all(): readonly Endpoint[] {
+    if (this.#protected && this.#dirty) this.#dropDisconnected();
     return this.#all;
   }
 
@@ -72,6 +103,8 @@ export class Directory {
   }
 
   close(): void {
+    clearTimeout(this.#warnTimer);
+    this.#warnTimer = undefined;
     this.#unwatch();
     for (const waiter of this.#waiters) waiter();
     this.#waiters = [];
@@ -79,7 +112,13 @@ export class Directory {
 
   #onChange(endpoints: readonly Endpoint[]): void {
     const { version, group } = this.#options;
-    this.#all = Object.freeze(endpoints.filter((e) => endpointMatches(e, version, group)));
+    const matching = endpoints.filter((e) => endpointMatches(e, version, group));
+    if (matching.length === 0 && this.#all.length > 0 && this.#options.emptyProtection) {
+      this.#keepConnected();
+    } else {
+      this.#protected = false;
+      this.#all = matching.length === 0 ? empty : Object.freeze(matching);
+    }
     this.#dirty = true;
     if (!this.#received) {
       this.#received = true;
@@ -88,8 +127,50 @@ export class Directory {
     }
   }
 
+  /** An empty delivery while the list is not empty: keep the connected providers, warn once per episode. */
+  #keepConnected(): void {
+    const kept = this.#all.filter((e) => this.#options.connected(e));
+    if (kept.length === 0) {
+      this.#protected = false;
+      this.#all = empty;
+      return;
+    }
+    if (!this.#protected) {
+      clearTimeout(this.#warnTimer);
+      this.#warnTimer = setTimeout(() => this.#warn(), this.#options.emptyWarningDelayMs ?? 1000);
+      this.#warnTimer.unref();
+    }
+    this.#protected = true;
+    this.#all = kept.length === this.#all.length ? this.#all : Object.freeze(kept);
+  }
+
+  /** The episode held: say so once, unless every kept provider has left meanwhile. */
+  #warn(): void {
+    this.#warnTimer = undefined;
+    if (this.#protected) this.#dropDisconnected();
+    const kept = this.#all.length;
+    if (!this.#protected || kept === 0) return;
+    const { service, version, group } = this.#options;
+    const name = `${service}:${version}${group === "" ? "" : ` (group ${group})`}`;
+    const single = kept === 1;
+    process.emitWarning(
+      `farcall: the registry reports no provider of ${name}; keeping the ${kept} connected provider${single ? "" : "s"} ` +
+        `until ${single ? "it sends closing or its connection drops" : "they send closing or their connections drop"} (empty-push protection)`,
+      { code: emptyPushWarningCode },
+    );
+  }
+
+  /** While protected: kept providers that sent `closing` or lost their connection leave for good. */
+  #dropDisconnected(): void {
+    const still = this.#all.filter((e) => this.#options.connected(e));
+    if (still.length === this.#all.length) return;
+    this.#all = still.length === 0 ? empty : Object.freeze(still);
+    if (still.length === 0) this.#protected = false;
+  }
+
   #rebuild(now: number): void {
     this.#dirty = false;
+    if (this.#protected) this.#dropDisconnected();
     const usable = this.#all.filter((e) => this.#options.usable(e, now));
     this.#recheckAt = usable.length < this.#all.length ? now + recheckMs : 0;
     this.#usable = usable.length === this.#all.length ? this.#all : Object.freeze(usable);

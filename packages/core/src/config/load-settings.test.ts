@@ -142,4 +142,10 @@ describe("createApplication settings precedence", () => {
     const path = await propertiesFile("");
     assertBadOption(() => createApplication({ ...base, retries: 11, env: {}, configFile: path }), "retries");
   });
+
+  it("rejects an emptyProtection from code that is not a boolean", async () => {
+    const path = await propertiesFile("");
+    const options = { ...base, emptyProtection: "false" as unknown as boolean, env: {}, configFile: path };
+    assertBadOption(() => createApplication(options), "emptyProtection");
+  });
 });

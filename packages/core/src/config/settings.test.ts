@@ -88,6 +88,13 @@ describe("readSettings", () => {
     assertNamesOption(() => read({ "server.includeStack": "yes" }, "f", false), "server.includeStack (f)");
   });
 
+  it("reads emptyProtection from FARCALL_EMPTY_PROTECTION and cluster.emptyProtection, as a boolean only", () => {
+    assert.deepEqual(read({ FARCALL_EMPTY_PROTECTION: "false" }, "environment", true), { emptyProtection: false });
+    assert.deepEqual(read({ "cluster.emptyProtection": "true" }, "f", false), { emptyProtection: true });
+    assertNamesOption(() => read({ FARCALL_EMPTY_PROTECTION: "off" }, "environment", true), "FARCALL_EMPTY_PROTECTION (environment)");
+    assertNamesOption(() => read({ "cluster.emptyProtection": "yes" }, "f", false), "cluster.emptyProtection (f)");
+  });
+
   it("rejects values outside oneOf, for every setting that has one", () => {
     for (const [name, setting] of Object.entries(settings)) {
       if (!("oneOf" in setting)) continue;

@@ -38,6 +38,7 @@ export const settings = {
   warmupMs: { kind: "integer", env: "FARCALL_WARMUP_MS", file: "provider.warmupMs", min: 0, max: 86_400_000 },
   includeStack: { kind: "boolean", env: "FARCALL_INCLUDE_STACK", file: "server.includeStack" },
   handleSignals: { kind: "boolean", env: "FARCALL_HANDLE_SIGNALS", file: "shutdown.handleSignals" },
+  emptyProtection: { kind: "boolean", env: "FARCALL_EMPTY_PROTECTION", file: "cluster.emptyProtection" },
 } as const satisfies Record<string, Setting>;
 
 export type SettingName = keyof typeof settings;
