@@ -202,8 +202,9 @@ export class ZookeeperSession {
         resolve(happened);
       };
       const onEvent = (): void => settle(true);
+      // Not unref'd: a process whose last work is awaiting close() must not exit before it ends
+      // (bounded by closeTimeoutMs).
       const timer = setTimeout(() => settle(false), timeoutMs);
-      timer.unref();
       client.on(event, onEvent);
     });
   }
