@@ -1,52 +1,29 @@
-import { execFile } from "node:child_process";
+import { createServer, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { FarcallError, type Endpoint, type Registry } from "@farcall/core/extension";
 import { zookeeperRegistry, type ZookeeperRegistryOptions } from "@farcall/registry-zookeeper";
 import zookeeper, { type Client } from "node-zookeeper-client";
 import { conformanceEndpoint } from "./registry-conformance.js";
+import { ZookeeperServer } from "./zookeeper-server.js";
 
 // Behaviour of the ZooKeeper registry beyond the shared contract, on a real server of its own
 // (instance "registry", so restarting it disturbs no other test file): nodes deleted by hand come
 // back, consumer nodes, digest ACLs, the cache file during an outage, and session expiry.
 
-const run = promisify(execFile);
-const repo = fileURLToPath(new URL("../../../../", import.meta.url));
-const instance = "registry";
-let port = 0;
-
-async function script(command: "start" | "stop" | "halt", env: Record<string, string> = {}): Promise<void> {
-  try {
-    const { stdout } = await run("bash", [`${repo}scripts/zookeeper.sh`, command], {
-      cwd: repo,
-      timeout: 300_000,
-      env: { ...process.env, ZOOKEEPER_NAME: instance, ...env },
-    });
-    const found = /^ZOOKEEPER_PORT=(\d+)$/m.exec(stdout)?.[1];
-    if (command === "start") {
-      if (found === undefined) throw new Error(`no ZOOKEEPER_PORT in:\n${stdout}`);
-      port = Number(found);
-    }
-  } catch (error) {
-    const { stderr } = error as { stderr?: string };
-    throw new Error(`bash scripts/zookeeper.sh ${command} failed:\n${stderr ?? String(error)}`, { cause: error });
-  }
-}
-
-const connect = (): string => `127.0.0.1:${port}`;
+const zk = new ZookeeperServer("registry");
+const connect = (): string => zk.connect;
 const cleanups: Array<() => Promise<unknown>> = [];
 
-before(() => script("start"), { timeout: 300_000 });
+before(() => zk.start(), { timeout: 300_000 });
 after(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-  await script("stop");
+  await zk.stop();
 });
 
 /** A registry closed after the file; its own root unless given. */
@@ -195,7 +172,7 @@ describe("zookeeper registry: outages and sessions", () => {
     await until("first consumer sees the provider", 5000, () => seen.ids()?.length === 1);
     await first.close(); // flushes the cache file
 
-    await script("halt");
+    await zk.halt();
     try {
       const cold = registry({ root, cacheDir, cacheGraceMs: 300, requestTimeoutMs: 60_000 });
       const started = Date.now();
@@ -212,7 +189,7 @@ describe("zookeeper registry: outages and sessions", () => {
       assert.deepEqual(firstList?.map((e) => e.id), [endpoint.id]);
       assert.ok(firstAt - started < 1000, `cached list after ${firstAt - started} ms`);
     } finally {
-      await script("start");
+      await zk.start();
     }
   });
 
@@ -246,5 +223,36 @@ describe("zookeeper registry: outages and sessions", () => {
     // The consumer's watch is armed again on its new session: a new provider shows up.
     await provider.register(conformanceEndpoint("zk.Expiry", 7007));
     await until("consumer watch re-armed", 5000, () => seen.ids()?.length === 2);
+  });
+});
+
+describe("zookeeper registry: a server that accepts and never answers", () => {
+  it("drops the silent connection and tries again instead of waiting forever", async () => {
+    // ZooKeeper 3.8 can leave a connection unanswered while it loads its database; the client
+    // library would wait on it forever (and miss its session's expiry).
+    const sockets = new Set<Socket>();
+    let accepted = 0;
+    const silent = createServer((socket) => {
+      accepted++;
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => undefined);
+      socket.resume(); // read (and drop) the connect request, so the client's close is seen
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const address = silent.address();
+    assert.ok(address !== null && typeof address === "object");
+    try {
+      // sessionTimeoutMs 2000: the handshake guard gives up after 500 ms.
+      const r = zookeeperRegistry({ connect: `127.0.0.1:${address.port}`, root: "/silent", sessionTimeoutMs: 2000, requestTimeoutMs: 2500, cacheDir: false });
+      cleanups.push(() => r.close());
+      await assert.rejects(r.register(conformanceEndpoint("zk.Silent", 7010)), (e) => e instanceof FarcallError && e.code === "unavailable");
+      assert.ok(accepted >= 3, `expected the client to reconnect after silent handshakes; connections: ${accepted}`);
+      await r.close();
+      await until("no connection left open after close", 3000, () => sockets.size === 0);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 });

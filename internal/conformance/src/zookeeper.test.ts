@@ -1,6 +1,8 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -49,7 +51,9 @@ registryConformance(
   async (): Promise<RegistryPair> => {
     // A root of its own per case, so that cases never see each other's nodes.
     const root = `/farcall-conformance-${randomBytes(6).toString("hex")}`;
-    const options = { connect, root, sessionTimeoutMs: 4000, requestTimeoutMs: 4000 };
+    // A cache directory of its own (the default is under ~/.cache), removed with the pair.
+    const cacheDir = await mkdtemp(join(tmpdir(), "farcall-conformance-cache-"));
+    const options = { connect, root, sessionTimeoutMs: 4000, requestTimeoutMs: 4000, cacheDir };
     const a = zookeeperRegistry(options);
     const b = zookeeperRegistry(options);
     return {
@@ -58,6 +62,7 @@ registryConformance(
       async cleanup() {
         // The root's persistent parent nodes stay until the server (and its data dir) is stopped.
         await Promise.all([a.close(), b.close()]);
+        await rm(cacheDir, { recursive: true, force: true });
       },
     };
   },
@@ -70,7 +75,7 @@ describe("a zookeeper:// registry address", () => {
       greet(name: string): string;
     }
     const Greeter = defineService<Greeter>("conformance.Greeter", { version: "1", methods: { greet: { idempotent: true } } });
-    const registry = `zookeeper://${connect}/farcall-e2e-${randomBytes(6).toString("hex")}?sessionTimeoutMs=4000`;
+    const registry = `zookeeper://${connect}/farcall-e2e-${randomBytes(6).toString("hex")}?sessionTimeoutMs=4000&cacheDir=false`;
     const base = { env: {}, handleSignals: false, warmupMs: 0 } as const;
     const provider = createApplication({ ...base, name: "zk-provider", registry });
     const consumer = createApplication({ ...base, name: "zk-consumer", registry });

@@ -26,6 +26,56 @@ export interface ZookeeperSessionOptions {
   readonly onConnected: (newSession: boolean) => void;
 }
 
+/** The parts of node-zookeeper-client's private connection manager the handshake guard uses. */
+interface ConnectionManagerInternals {
+  socket?: Socket;
+  state?: number;
+  onSocketConnected: (this: ConnectionManagerInternals, ...args: unknown[]) => void;
+  connect: (this: ConnectionManagerInternals, ...args: unknown[]) => void;
+}
+
+/** node-zookeeper-client's `ConnectionManager` state while it waits for a session answer. */
+const managerConnecting = 1;
+
+/**
+ * Two repairs to node-zookeeper-client 1.1.3 (pinned), made on its private connection manager,
+ * whose methods are looked up anew at every connect:
+ * - It times out the TCP connect but not the session handshake after it: a server that accepts
+ *   the socket and never answers (ZooKeeper 3.8 does this to connections that arrive while it is
+ *   still loading its database) leaves it waiting forever, and its session expires unnoticed. A
+ *   socket with no session answer `timeoutMs` after it connected is destroyed, so the client's
+ *   own reconnect loop tries again (one timer per attempt, cleared when the socket closes).
+ * - `close()` while it is between two connection attempts does not stop the next attempt, after
+ *   which it reconnects forever: once `stopped()` holds, it no longer connects.
+ */
+function repairClient(client: Client, timeoutMs: number, connect: string, stopped: () => boolean): void {
+  const manager = (client as unknown as { connectionManager?: ConnectionManagerInternals }).connectionManager;
+  if (manager === undefined || typeof manager.onSocketConnected !== "function" || typeof manager.connect !== "function") return;
+  const onSocketConnected = manager.onSocketConnected;
+  manager.onSocketConnected = function (this: ConnectionManagerInternals, ...args: unknown[]): void {
+    const socket = this.socket;
+    if (socket !== undefined) {
+      const timer = setTimeout(() => {
+        if (this.socket === socket && this.state === managerConnecting) {
+          debug("zookeeper: %s: no session answer %d ms after connecting; reconnecting", connect, timeoutMs);
+          socket.destroy();
+        }
+      }, timeoutMs);
+      timer.unref();
+      socket.once("close", () => clearTimeout(timer));
+    }
+    onSocketConnected.apply(this, args);
+  };
+  const reconnect = manager.connect;
+  manager.connect = function (this: ConnectionManagerInternals, ...args: unknown[]): void {
+    if (stopped()) {
+      debug("zookeeper: %s: closed; not reconnecting", connect);
+      return;
+    }
+    reconnect.apply(this, args);
+  };
+}
+
 function isConnected(client: Client): boolean {
   return client.getState() === zookeeper.State.SYNC_CONNECTED;
 }
@@ -119,6 +169,8 @@ export class ZookeeperSession {
     const { connect, sessionTimeoutMs, digest } = this.#options;
     const client = zookeeper.createClient(connect, { sessionTimeout: sessionTimeoutMs, spinDelay: 200, retries: 0 });
     if (digest !== undefined) client.addAuthInfo("digest", Buffer.from(digest));
+    // The first connect() below is ours; later ones are the client's reconnects.
+    repairClient(client, Math.min(5000, Math.max(500, Math.floor(sessionTimeoutMs / 4))), connect, () => this.closed || this.#client !== client);
     let first = true;
     client.on("state", (state) => debug("zookeeper: %s: state %s", connect, String(state)));
     client.on("connected", () => {
