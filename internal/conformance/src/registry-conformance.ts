@@ -23,6 +23,12 @@ export interface RegistryConformanceOptions {
   readonly quietMs?: number;
   /** Longest wait after cleanup for resources to be released. Default 1000. */
   readonly settleMs?: number;
+  /**
+   * For registries with a server: interrupts it for `downMs` (shorter than any session or lease)
+   * and brings it back, data kept, as a network outage would. With it, the suite also checks
+   * that both instances reconnect without losing registrations or watches.
+   */
+  readonly outage?: (downMs: number) => Promise<void>;
 }
 
 interface Resolved {
@@ -273,6 +279,27 @@ export function registryConformance(
       await recorder.untilIds([endpoint.id], "a delivery after a throwing one");
       recorder.unwatch();
     }));
+
+    if (options.outage !== undefined) {
+      const outage = options.outage;
+      it("reconnects after a server outage: registrations kept, watches re-armed", caseOf(factory, o, async ({ a, b }, o, service) => {
+        const s = service("reconnect");
+        const before = conformanceEndpoint(s, 4290);
+        await a.register(before);
+        const recorder = new WatchRecorder(b, s, o.deadlineMs);
+        await recorder.untilIds([before.id], "the registration");
+        const seenBefore = recorder.lists.length;
+        await outage(1000);
+        // A registration made after the outage reaches the watch made before it.
+        const after = conformanceEndpoint(s, 4291);
+        await a.register(after);
+        await recorder.untilIds([before.id, after.id], "a registration made after the outage");
+        for (const list of recorder.lists.slice(seenBefore - 1)) {
+          assert.ok(list.some((e) => e.id === before.id), `a delivery lost the registration kept through the outage: ${JSON.stringify(list.map((e) => e.id))}`);
+        }
+        recorder.unwatch();
+      }));
+    }
 
     it("rejects a malformed endpoint with invalid_argument", caseOf(factory, o, async ({ a }, _o, service) => {
       const bad = { ...conformanceEndpoint(service("bad"), 4280), port: 0 };

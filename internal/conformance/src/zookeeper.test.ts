@@ -1,50 +1,29 @@
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { setTimeout as delay } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
 import { createApplication, defineService } from "@farcall/core";
 import { zookeeperRegistry } from "@farcall/registry-zookeeper";
 import { type RegistryPair, registryConformance } from "./registry-conformance.js";
+import { ZookeeperServer } from "./zookeeper-server.js";
 
-// Against a real ZooKeeper started by the project's own script (which installs Debian's package
-// when missing). Never skipped: if ZooKeeper cannot be started, `before` fails and so does every case.
-
-const run = promisify(execFile);
-// dist/src/zookeeper.test.js → the repository root.
-const repo = fileURLToPath(new URL("../../../../", import.meta.url));
-const script = `${repo}scripts/zookeeper.sh`;
+// Against a real ZooKeeper of this file's own (instance "conformance", so halting it for the
+// outage case disturbs no other test file), started by the project's script, which installs
+// Debian's package when missing. Never skipped: if ZooKeeper cannot be started, `before` fails
+// and so does every case.
+const zk = new ZookeeperServer("conformance");
 let connect = "";
-let startedHere = false;
-
-async function zookeeper(command: "start" | "stop"): Promise<string> {
-  try {
-    const { stdout } = await run("bash", [script, command], { cwd: repo, timeout: 300_000 });
-    return stdout;
-  } catch (error) {
-    const { stderr } = error as { stderr?: string };
-    throw new Error(`bash scripts/zookeeper.sh ${command} failed:\n${stderr ?? String(error)}`, { cause: error });
-  }
-}
 
 // The first start installs Debian's zookeeper package (about 17 s here): allow for a slow mirror.
 before(async () => {
-  const output = await zookeeper("start");
-  startedHere = output.split("\n").includes("started");
-  const state = await readFile(`${repo}.tmp/zookeeper.env`, "utf8");
-  const port = /^ZOOKEEPER_PORT=(\d+)$/m.exec(state)?.[1];
-  if (port === undefined) throw new Error(`no ZOOKEEPER_PORT in ${repo}.tmp/zookeeper.env:\n${state}`);
-  connect = `127.0.0.1:${port}`;
+  await zk.start();
+  connect = zk.connect;
 }, { timeout: 300_000 });
 
-after(async () => {
-  // A server that was already running (started by hand or by CI) is left to its owner.
-  if (startedHere) await zookeeper("stop");
-});
+after(() => zk.stop());
 
 registryConformance(
   "zookeeper",
@@ -66,7 +45,15 @@ registryConformance(
       },
     };
   },
-  { settleMs: 2000 },
+  {
+    settleMs: 2000,
+    // Sessions (4 s) outlive the outage: the server restores them when it is back.
+    async outage(downMs) {
+      await zk.halt();
+      await delay(downMs);
+      await zk.start();
+    },
+  },
 );
 
 describe("a zookeeper:// registry address", () => {
