@@ -31,22 +31,33 @@ export class ZookeeperServer {
    * Starts the server, or restarts a halted one on its port with its data (sessions and ephemeral
    * nodes restored), or reuses a running one. The first start may install Debian's package.
    */
-  async start(): Promise<void> {
-    const output = await this.#script(300_000, "start");
+  async start(env: Record<string, string> = {}): Promise<void> {
+    const output = await this.#script(300_000, env, "start");
     const port = /^ZOOKEEPER_PORT=(\d+)$/m.exec(output)?.[1];
     if (port === undefined) throw new Error(`zookeeper.sh start printed no port:\n${output}`);
     if (this.#port !== undefined && Number(port) !== this.#port) throw new Error(`ZooKeeper ${this.name} moved from ${this.#port} to ${port}`);
     this.#port = Number(port);
   }
 
+  /**
+   * Replaces the server by a new one with no data on the same port, as a rebuilt ensemble: every
+   * client's session is unknown to it.
+   */
+  async wipe(): Promise<void> {
+    const port = this.#port;
+    if (port === undefined) throw new Error(`ZooKeeper ${this.name} was never started`);
+    await this.stop();
+    await this.start({ ZOOKEEPER_PORT: String(port) });
+  }
+
   /** Stops the server process but keeps its data and port: an outage, until {@link start}. */
   async halt(): Promise<void> {
-    await this.#script(30_000, "halt");
+    await this.#script(30_000, {}, "halt");
   }
 
   /** Stops the server and deletes its data; a no-op when nothing is recorded. Idempotent. */
   async stop(): Promise<void> {
-    await this.#script(30_000, "stop");
+    await this.#script(30_000, {}, "stop");
   }
 
   /**
@@ -54,7 +65,7 @@ export class ZookeeperServer {
    * its output without connection noise; rejects when the command fails (message has stderr).
    */
   async zkcli(...args: string[]): Promise<string> {
-    return this.#script(40_000, "zkcli", ...args);
+    return this.#script(40_000, {}, "zkcli", ...args);
   }
 
   /** The children of `path` as `zkcli ls` prints them (`[a, b]`). */
@@ -82,12 +93,12 @@ export class ZookeeperServer {
     }
   }
 
-  async #script(timeoutMs: number, ...args: string[]): Promise<string> {
+  async #script(timeoutMs: number, env: Record<string, string>, ...args: string[]): Promise<string> {
     try {
       const { stdout } = await run("bash", [script, ...args], {
         cwd: repo,
         timeout: timeoutMs,
-        env: { ...process.env, ZOOKEEPER_NAME: this.name },
+        env: { ...process.env, ...env, ZOOKEEPER_NAME: this.name },
       });
       return stdout;
     } catch (error) {

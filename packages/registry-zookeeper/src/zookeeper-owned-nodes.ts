@@ -6,7 +6,12 @@ const debug = debuglog("farcall:registry");
 
 /** One ephemeral node this registry keeps alive: a provider registration or a consumer entry. */
 export interface OwnedNode {
-  readonly path: string;
+  /**
+   * `<folder>/<name>`: identifies the node. Its real path adds `-<session generation>`, so a node
+   * re-created in a new session never collides with the old session's node, which a restarted
+   * server may keep until that session expires.
+   */
+  readonly key: string;
   /** `<root>/<service>/providers` or `.../consumers`. */
   readonly folder: string;
   /** `<root>/<service>`. */
@@ -43,10 +48,13 @@ function hasCode(error: unknown, code: number): boolean {
  * deletion event; a failed pass is retried after a delay that doubles up to a cap, with ONE timer,
  * and never given up. A node is released (`release`) before it is deleted, so a pass in flight
  * cannot resurrect it: every create re-checks ownership afterwards and undoes itself if released.
+ * Releasing deletes every path the node had in any session.
  */
 export class OwnedNodes {
   readonly #options: OwnedNodesOptions;
   readonly #nodes = new Map<string, OwnedNode>();
+  /** Key → every path created for it (one per session it lived in). */
+  readonly #created = new Map<string, Set<string>>();
   /** Optional nodes refused by ZooKeeper in this session: not retried until the next session. */
   readonly #refused = new Set<string>();
   readonly #onEvent = (event: Event): void => {
@@ -73,26 +81,41 @@ export class OwnedNodes {
    * On failure the node is released again and the error rethrown.
    */
   async own(node: OwnedNode): Promise<void> {
-    this.#nodes.set(node.path, node);
+    this.#nodes.set(node.key, node);
     try {
-      await this.#ensure(node);
+      // A session that ends during the attempt leaves the node to the new session: try again (bounded).
+      for (let attempt = 0; attempt < 3 && !(await this.#ensure(node)); attempt++);
     } catch (error) {
-      this.#nodes.delete(node.path);
+      await this.release(node.key).catch(() => undefined);
       throw error;
     }
   }
 
+  /** The path `node` has in the current session. */
+  pathOf(node: OwnedNode): string {
+    return `${node.key}-${this.#options.session.generation}`;
+  }
+
   /** Owns `node` and creates it in the background (retried like any missing node). */
   ownInBackground(node: OwnedNode): void {
-    this.#nodes.set(node.path, node);
+    this.#nodes.set(node.key, node);
     this.kick();
   }
 
-  /** Stops keeping `path` alive and deletes it. @throws the client's error, except `NO_NODE`. */
-  async release(path: string): Promise<void> {
-    this.#nodes.delete(path);
-    this.#refused.delete(path);
-    await this.#remove(path);
+  /**
+   * Stops keeping the node `key` alive and deletes it, in every session it was created in.
+   * @throws the client's error, except `NO_NODE`; a later call tries again.
+   */
+  async release(key: string): Promise<void> {
+    this.#nodes.delete(key);
+    this.#refused.delete(key);
+    const paths = this.#created.get(key);
+    if (paths === undefined) return;
+    for (const path of [...paths]) {
+      await this.#remove(path);
+      paths.delete(path);
+    }
+    this.#created.delete(key);
   }
 
   /** A new session: optional nodes refused in the old one are tried again. */
@@ -147,13 +170,13 @@ export class OwnedNodes {
     const failures: unknown[] = [];
     for (const node of [...this.#nodes.values()]) {
       if (this.#stopped) return;
-      if (this.#refused.has(node.path)) continue;
+      if (this.#refused.has(node.key)) continue;
       try {
         await this.#ensure(node);
       } catch (error) {
         if (node.optional && hasCode(error, zookeeper.Exception.NO_AUTH)) {
-          debug("zookeeper: %s: refused (NO_AUTH); not retried in this session", node.path);
-          this.#refused.add(node.path);
+          debug("zookeeper: %s: refused (NO_AUTH); not retried in this session", node.key);
+          this.#refused.add(node.key);
         } else {
           failures.push(error);
         }
@@ -162,26 +185,39 @@ export class OwnedNodes {
     if (failures.length > 0) throw failures[0];
   }
 
-  /** Makes sure `node` exists (creating it and its folders if needed) and watches it. */
-  async #ensure(node: OwnedNode): Promise<void> {
+  /**
+   * Makes sure `node` exists in the current session (creating it and its folders if needed) and
+   * watches it. False when the session changed meanwhile or the node was released.
+   */
+  async #ensure(node: OwnedNode): Promise<boolean> {
     const { session } = this.#options;
-    const stat = await session.run<Stat | null>(`exists ${node.path}`, (client, done) =>
-      client.exists(node.path, this.#onEvent, (error, s) => done(error, s ?? null)),
+    const path = this.pathOf(node);
+    const stat = await session.run<Stat | null>(`exists ${path}`, (client, done) =>
+      client.exists(path, this.#onEvent, (error, s) => done(error, s ?? null)),
     );
-    if (stat !== null || this.#nodes.get(node.path) !== node) return;
-    await this.#create(node);
+    // A new session may have begun meanwhile (its pass follows), or the node was released.
+    if (stat !== null) return this.pathOf(node) === path;
+    if (this.#nodes.get(node.key) !== node || this.pathOf(node) !== path) return false;
+    let paths = this.#created.get(node.key);
+    if (paths === undefined) this.#created.set(node.key, (paths = new Set()));
+    paths.add(path);
+    await this.#create(node, path);
     // Arm the deletion watch on the new node.
-    await session.run<Stat | null>(`exists ${node.path}`, (client, done) =>
-      client.exists(node.path, this.#onEvent, (error, s) => done(error, s ?? null)),
+    await session.run<Stat | null>(`exists ${path}`, (client, done) =>
+      client.exists(path, this.#onEvent, (error, s) => done(error, s ?? null)),
     );
     // Released while being created: undo.
-    if (this.#nodes.get(node.path) !== node) await this.#remove(node.path);
-    else debug("zookeeper: created %s", node.path);
+    if (this.#nodes.get(node.key) !== node) {
+      await this.#remove(path);
+      return false;
+    }
+    debug("zookeeper: created %s", path);
+    return this.pathOf(node) === path;
   }
 
-  async #create(node: OwnedNode): Promise<void> {
+  async #create(node: OwnedNode, path: string): Promise<void> {
     try {
-      await this.#createNode(node.path, node.data, node.acl, zookeeper.CreateMode.EPHEMERAL);
+      await this.#createNode(path, node.data, node.acl, zookeeper.CreateMode.EPHEMERAL);
     } catch (error) {
       if (!hasCode(error, zookeeper.Exception.NO_NODE)) throw error;
       // The folders are missing: create them (each may exist by now), then the node.
@@ -192,7 +228,7 @@ export class OwnedNodes {
       for (const folder of [{ path: node.folder, acl: node.folderAcl }, ...siblingFolders(node)]) {
         await this.#createNode(folder.path, undefined, folder.acl, zookeeper.CreateMode.PERSISTENT);
       }
-      await this.#createNode(node.path, node.data, node.acl, zookeeper.CreateMode.EPHEMERAL);
+      await this.#createNode(path, node.data, node.acl, zookeeper.CreateMode.EPHEMERAL);
     }
   }
 

@@ -159,7 +159,7 @@ export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
     const { data } = encodeEndpoint(endpoint);
     const folder = providersPath(root, endpoint.service);
     const node: OwnedNode = {
-      path: `${folder}/${incarnation}-${sequence++}`,
+      key: `${folder}/${incarnation}-${sequence++}`,
       folder,
       servicePath: servicePath(root, endpoint.service),
       data,
@@ -173,11 +173,11 @@ export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
       if (closing !== undefined) throw closedError();
       throw zookeeperError(`register ${endpoint.service}`, error);
     }
-    debug("zookeeper: registered %s", node.path);
+    debug("zookeeper: registered %s", owned.pathOf(node));
     let unregistering: Promise<void> | undefined;
     return {
       unregister: () => {
-        unregistering ??= track(owned.release(node.path)).catch((error: unknown) => {
+        unregistering ??= track(owned.release(node.key)).catch((error: unknown) => {
           unregistering = undefined; // a later call tries again
           throw zookeeperError(`unregister ${endpoint.service}`, error);
         });
@@ -190,7 +190,7 @@ export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
     const folder = consumersPath(root, service);
     const info = { service, application: application ?? "", host: hostname(), pid: process.pid, startTime: Date.now() };
     return {
-      path: `${folder}/${incarnation}-${sequence++}`,
+      key: `${folder}/${incarnation}-${sequence++}`,
       folder,
       servicePath: servicePath(root, service),
       data: Buffer.from(JSON.stringify(info)),
@@ -218,7 +218,7 @@ export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
     return () => {
       if (!watches.delete(serviceWatch)) return;
       void track(serviceWatch.stop());
-      void track(owned.release(consumer.path).catch((error: unknown) => debug("zookeeper: removing %s failed: %o", consumer.path, error)));
+      void track(owned.release(consumer.key).catch((error: unknown) => debug("zookeeper: removing %s failed: %o", consumer.key, error)));
     };
   }
 

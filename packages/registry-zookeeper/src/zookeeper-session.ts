@@ -95,10 +95,11 @@ function isRetryable(error: unknown): boolean {
  * - A disconnect is not an expiry: the client reconnects on its own (every 0-200 ms across the
  *   servers, forever) and resumes the same session, whose ephemeral nodes the server keeps until
  *   the session times out. Nothing is deregistered meanwhile.
- * - Only the server declares a session expired (when a reconnect arrives too late). The dead
- *   client is then replaced at once by a new one; its first connection reports `newSession` so
- *   the owner re-creates its nodes and re-arms its watches. There is no retry timer here: the
- *   client's own reconnect loop is the only retry, so nothing piles up however often it flaps.
+ * - A session ends when the server says it expired (a reconnect that arrived too late), or when
+ *   no server could be reached for a whole session timeout (the session clock). The client is
+ *   then replaced at once by a new one; its first connection reports `newSession` so the owner
+ *   re-creates its nodes and re-arms its watches. Retries are the client's own reconnect loop
+ *   plus at most one session-clock timer, so nothing piles up however often it flaps.
  * - Requests fail at once while disconnected; {@link ZookeeperSession.run} waits for a connection
  *   and retries them until `requestTimeoutMs`.
  * - {@link ZookeeperSession.close} ends the session, so the server deletes its ephemeral nodes at once.
@@ -109,6 +110,8 @@ export class ZookeeperSession {
   #closing: Promise<void> | undefined;
   /** Wakes every {@link ZookeeperSession.run} waiting for a connection (on connect, expiry, close). */
   readonly #waiters = new Set<() => void>();
+  #sessionClock: NodeJS.Timeout | undefined;
+  #generation = 0;
 
   constructor(options: ZookeeperSessionOptions) {
     this.#options = options;
@@ -116,6 +119,14 @@ export class ZookeeperSession {
 
   get closed(): boolean {
     return this.#closing !== undefined;
+  }
+
+  /**
+   * Which client (and so which session) is current: 1 for the first, +1 for every replacement
+   * after an expiry. Nodes named with it never collide with an older session's leftovers.
+   */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** True while the current client is connected. */
@@ -171,33 +182,76 @@ export class ZookeeperSession {
     if (digest !== undefined) client.addAuthInfo("digest", Buffer.from(digest));
     // The first connect() below is ours; later ones are the client's reconnects.
     repairClient(client, Math.min(5000, Math.max(500, Math.floor(sessionTimeoutMs / 4))), connect, () => this.closed || this.#client !== client);
+    this.#generation++;
     let first = true;
     client.on("state", (state) => debug("zookeeper: %s: state %s", connect, String(state)));
     client.on("connected", () => {
-      if (this.#client !== client) return;
+      if (this.#client !== client) {
+        // A replaced client whose last attempt still got through: end its session.
+        client.close();
+        return;
+      }
+      this.#clearSessionClock();
       this.#wake();
       const newSession = first;
       first = false;
       if (!this.closed) this.#options.onConnected(newSession);
     });
+    client.on("disconnected", () => {
+      if (this.#client === client && !this.closed) this.#startSessionClock(client);
+    });
     client.on("expired", () => {
       if (this.#client !== client || this.closed) return;
       debug("zookeeper: %s: session expired; starting a new one", connect);
       // The expired client has closed its socket and will not reconnect: replace it now.
-      this.#client = undefined;
-      this.#open();
-      this.#wake();
+      this.#replace(client);
     });
     client.on("authenticationFailed", () => {
       if (this.#client !== client) return;
       // Not retried in a loop: the next operation opens a new client.
       debug("zookeeper: %s: authentication failed", connect);
       this.#client = undefined;
+      this.#clearSessionClock();
       this.#wake();
     });
     this.#client = client;
     client.connect();
     return client;
+  }
+
+  /**
+   * The session clock: a client that could not reach any server for longer than the session
+   * timeout assumes its session is gone (the server expires it, or lost it with its data: a
+   * rebuilt ensemble refuses the old session for ever) and starts a new one, without deleting
+   * anything. Nodes of the old session that a restarted server kept expire on their own; owners
+   * name nodes per session ({@link ZookeeperSession.generation}) so the two never collide.
+   * One timer, started on a disconnect and cleared on a connection.
+   */
+  #startSessionClock(client: Client): void {
+    if (this.#sessionClock !== undefined) return;
+    const timeoutMs = client.getSessionTimeout() || this.#options.sessionTimeoutMs;
+    this.#sessionClock = setTimeout(() => {
+      this.#sessionClock = undefined;
+      if (this.#client !== client || this.closed || isConnected(client)) return;
+      debug("zookeeper: %s: no server for %d ms (the session timeout); starting a new session", this.#options.connect, timeoutMs);
+      (client as unknown as { connectionManager?: ConnectionManagerInternals }).connectionManager?.socket?.destroy();
+      this.#replace(client);
+    }, timeoutMs);
+    this.#sessionClock.unref();
+  }
+
+  #clearSessionClock(): void {
+    clearTimeout(this.#sessionClock);
+    this.#sessionClock = undefined;
+  }
+
+  /** Drops `client` (it no longer reconnects) and starts a new one with a new session. */
+  #replace(client: Client): void {
+    if (this.#client !== client) return;
+    this.#clearSessionClock();
+    this.#client = undefined;
+    this.#open();
+    this.#wake();
   }
 
   #wake(): void {
@@ -226,6 +280,7 @@ export class ZookeeperSession {
   }
 
   async #closeNow(): Promise<void> {
+    this.#clearSessionClock();
     this.#wake();
     const client = this.#client;
     if (client === undefined) return;
