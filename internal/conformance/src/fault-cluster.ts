@@ -3,19 +3,29 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Application, createApplication, type Registry, type Stub } from "@farcall/core";
-import { zookeeperRegistry } from "@farcall/registry-zookeeper";
 import { FaultsEcho, type FaultsEchoService } from "./faults-echo.js";
 import { type LoadCall, PacedLoad } from "./paced-load.js";
 import { killProvider, type ProviderProcess, spawnProvider } from "./processes.js";
 import { TimedWatch } from "./timed-watch.js";
 import { until } from "./until.js";
-import type { ZookeeperServer } from "./zookeeper-server.js";
+
+/**
+ * The registry under test, for fault tests that do not depend on its kind: a server that can be
+ * halted (an outage, data kept) and started again, and registries in a namespace of one case.
+ */
+export interface FaultTarget {
+  readonly server: { start(): Promise<void>; halt(): Promise<void> };
+  /** The registry address (`FARCALL_REGISTRY`) of `namespace`, for provider processes. */
+  address(namespace: string): string;
+  /** A consumer's registry instance in `namespace`, with its cache file in `cacheDir`. */
+  registry(namespace: string, cacheDir: string): Registry;
+}
 
 /** Provider processes, one consumer application in this process, and a watch on its registry. */
 export interface Cluster {
-  /** The ZooKeeper root of this case alone. */
-  readonly root: string;
-  /** `zookeeper://…` address the providers register through. */
+  /** The namespace of this case alone (a ZooKeeper root, an etcd or Redis key prefix). */
+  readonly namespace: string;
+  /** The address the providers register through. */
   readonly address: string;
   /** The consumer registry's cache directory (the `cacheDir` option). */
   readonly cacheDir: string;
@@ -35,38 +45,34 @@ export interface Cluster {
   load(calls: readonly ("whoami" | "append")[], ratePerS?: number, maxDurationMs?: number): PacedLoad;
   /** Waits at most `timeoutMs` until each of `providers` has served a call of `load`. */
   servedByAll(load: PacedLoad, providers: readonly ProviderProcess[], timeoutMs: number): Promise<boolean>;
-  /** The providers folder of faults.Echo as zkcli names it, found by listing the root. */
-  providersFolder(): Promise<string>;
   /** Runs at cleanup, before the consumer closes (last registered first). */
   defer(cleanup: () => Promise<unknown> | unknown): void;
 }
 
 /** Options of {@link withCluster}. */
 export interface ClusterOptions {
-  readonly zk: ZookeeperServer;
-  readonly sessionTimeoutMs: number;
+  readonly target: FaultTarget;
   readonly providers: number;
 }
 
 /**
  * Runs `body` against a new cluster, then cleans everything up: stops any load still running,
- * restarts ZooKeeper if the body left it halted (so closing sessions is quick), runs deferred
+ * restarts the server if the body left it halted (so closing sessions is quick), runs deferred
  * cleanups, closes the consumer and its registry, SIGKILLs the providers and deletes the cache
  * directory.
  */
 export async function withCluster(options: ClusterOptions, body: (cluster: Cluster) => Promise<void>): Promise<void> {
-  const { zk, sessionTimeoutMs } = options;
-  const root = `/farcall-faults-${randomBytes(4).toString("hex")}`;
-  const address = `zookeeper://${zk.connect}${root}?sessionTimeoutMs=${sessionTimeoutMs}`;
+  const { target } = options;
+  const namespace = `farcall-faults-${randomBytes(4).toString("hex")}`;
+  const address = target.address(namespace);
   const cacheDir = await mkdtemp(join(tmpdir(), "farcall-faults-cache-"));
-  const consumerRegistry = (): Registry => zookeeperRegistry({ connect: zk.connect, root, sessionTimeoutMs, cacheDir });
+  const consumerRegistry = (): Registry => target.registry(namespace, cacheDir);
   const registry = consumerRegistry();
   const app = createApplication({ name: "faults-consumer", registry, handleSignals: false, env: {}, warmupMs: 0 });
   const providers: ProviderProcess[] = [];
   const cleanups: (() => Promise<unknown> | unknown)[] = [];
   const loads: PacedLoad[] = [];
   const watch = new TimedWatch(registry, FaultsEcho.name, "faults-consumer");
-  let folder: string | undefined;
   const echo = app.client(FaultsEcho);
   const calls: Record<"whoami" | "append", LoadCall> = {
     whoami: { method: "whoami", call: (n) => echo.whoami(n) },
@@ -78,7 +84,7 @@ export async function withCluster(options: ClusterOptions, body: (cluster: Clust
     return provider;
   };
   const cluster: Cluster = {
-    root,
+    namespace,
     address,
     cacheDir,
     registry,
@@ -95,14 +101,6 @@ export async function withCluster(options: ClusterOptions, body: (cluster: Clust
     },
     servedByAll: async (load, some, timeoutMs) =>
       (await until(() => some.every((p) => load.firstReplyFrom(p.pid) !== undefined), timeoutMs)) !== undefined,
-    providersFolder: async () => {
-      if (folder !== undefined) return folder;
-      const children = await zk.children(root);
-      const service = children.find((c) => decodeURIComponent(c) === FaultsEcho.name);
-      if (service === undefined) throw new Error(`no folder of ${FaultsEcho.name} under ${root}: ${JSON.stringify(children)}`);
-      folder = `${root}/${service}/providers`;
-      return folder;
-    },
     defer: (cleanup) => void cleanups.push(cleanup),
   };
   try {
@@ -124,7 +122,7 @@ export async function withCluster(options: ClusterOptions, body: (cluster: Clust
     };
     // A body that failed midway may have left its load running (stop() is idempotent).
     await attempt(() => Promise.all(loads.map((l) => l.stop())));
-    await attempt(() => zk.start());
+    await attempt(() => target.server.start());
     for (const cleanup of cleanups.reverse()) await attempt(cleanup);
     watch.unwatch();
     await attempt(() => app.close());

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-/** A running `zookeeper-provider-process.js` and what it printed once registered. */
+/** A running `fault-provider-process.js` and what it printed once registered. */
 export interface ProviderProcess {
   readonly name: string;
   readonly pid: number;
@@ -25,7 +25,7 @@ function running(child: ChildProcess): boolean {
  * most `timeoutMs`, for its JSON line. A child that does not report in time is SIGKILLed.
  */
 export async function spawnProvider(name: string, registry: string, timeoutMs = 20_000): Promise<ProviderProcess> {
-  const script = fileURLToPath(new URL("./zookeeper-provider-process.js", import.meta.url));
+  const script = fileURLToPath(new URL("./fault-provider-process.js", import.meta.url));
   const child = spawn(process.execPath, [script, name], {
     env: { ...process.env, FARCALL_REGISTRY: registry },
     stdio: ["ignore", "pipe", "inherit"],

@@ -9,7 +9,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { createApplication, withOptions } from "@farcall/core";
 import { sampleEndpoint } from "@farcall/core/testing";
 import { zookeeperRegistry } from "@farcall/registry-zookeeper";
-import { type Cluster, withCluster } from "./fault-cluster.js";
+import { type Cluster, type FaultTarget, withCluster } from "./fault-cluster.js";
 import { FaultsEcho } from "./faults-echo.js";
 import { killAll, killProvider, signal } from "./processes.js";
 import { minimum, ResourceCounter } from "./resource-counts.js";
@@ -21,8 +21,21 @@ import { ZookeeperServer } from "./zookeeper-server.js";
 // grants it unchanged.
 const sessionTimeoutMs = 4000;
 const zk = new ZookeeperServer("faults");
-const cluster = (providers: number, body: (c: Cluster) => Promise<void>): Promise<void> =>
-  withCluster({ zk, sessionTimeoutMs, providers }, body);
+const target: FaultTarget = {
+  server: zk,
+  address: (namespace) => `zookeeper://${zk.connect}/${namespace}?sessionTimeoutMs=${sessionTimeoutMs}`,
+  registry: (namespace, cacheDir) => zookeeperRegistry({ connect: zk.connect, root: `/${namespace}`, sessionTimeoutMs, cacheDir }),
+};
+const cluster = (providers: number, body: (c: Cluster) => Promise<void>): Promise<void> => withCluster({ target, providers }, body);
+
+/** The providers folder of faults.Echo in the case's root, as zkcli names it. */
+async function providersFolder(c: Cluster): Promise<string> {
+  const root = `/${c.namespace}`;
+  const children = await zk.children(root);
+  const service = children.find((name) => decodeURIComponent(name) === FaultsEcho.name);
+  if (service === undefined) throw new Error(`no folder of ${FaultsEcho.name} under ${root}: ${JSON.stringify(children)}`);
+  return `${root}/${service}/providers`;
+}
 
 /** Violations of acceptance bars, reported all at once (so one run tells the whole story). */
 function bars(t: TestContext) {
@@ -122,7 +135,7 @@ describe("ZooKeeper registry under faults, across processes", { concurrency: 1 }
       await zk.start();
       const upAt = Date.now();
       b.note(`ZooKeeper was down ${upAt - haltAt} ms`);
-      const folder = await c.providersFolder();
+      const folder = await providersFolder(c);
       const convergedAt = await until(
         async () => c.watch.listsExactly(ports) && coldWatch.listsExactly(ports) && (await zk.children(folder)).length === ports.length,
         2 * sessionTimeoutMs,
@@ -163,7 +176,7 @@ describe("ZooKeeper registry under faults, across processes", { concurrency: 1 }
       const backAt = deliveredAt(c, contAt, (ports) => ports.includes(victim.port));
       b.note(`re-registered ${backAt === undefined ? "never (10 s)" : `${backAt - contAt} ms`} after SIGCONT`);
       b.check(backAt !== undefined && backAt - contAt <= 1000, `no re-registration within 1000 ms of SIGCONT (${backAt === undefined ? "none in 10 s" : `${backAt - contAt} ms`}); watch: ${c.watch.history(stopAt)}`);
-      const folder = await c.providersFolder();
+      const folder = await providersFolder(c);
       const nodes = await zk.children(folder);
       b.check(nodes.length === 2, `expected one node per provider, found ${JSON.stringify(nodes)}`);
       // From the first delivery that listed both (deliveries before it are the cluster starting).
@@ -252,7 +265,7 @@ describe("ZooKeeper registry under faults, across processes", { concurrency: 1 }
       const load = c.load(["whoami", "append"]);
       assert.ok(await c.servedByAll(load, c.providers, 10_000), `not every provider served within 10 s: ${load.describe()}`);
       await delay(1000);
-      const folder = await c.providersFolder();
+      const folder = await providersFolder(c);
       assert.equal((await zk.children(folder)).length, 3);
       const deleteAt = Date.now();
       await zk.zkcli("deleteall", folder);

@@ -1,13 +1,13 @@
-// A provider in its own process for the ZooKeeper fault tests: serves faults.Echo on
-// 127.0.0.1:0, registered in the registry FARCALL_REGISTRY names (a zookeeper:// address), and
+// A provider in its own process for the registry fault tests: serves faults.Echo on
+// 127.0.0.1:0, registered in the registry FARCALL_REGISTRY names (zookeeper://, etcd://, …), and
 // prints one JSON line {"port","pid","registeredAt"} once start() has resolved. SIGTERM drains
 // and ends it (handleSignals); the tests mostly SIGKILL, SIGSTOP and SIGCONT it.
 import { createApplication } from "@farcall/core";
 import { FaultsEcho } from "./faults-echo.js";
 
 const registry = process.env["FARCALL_REGISTRY"];
-if (registry === undefined || !registry.startsWith("zookeeper://")) {
-  process.stderr.write("zookeeper-provider-process: FARCALL_REGISTRY must be a zookeeper:// address\n");
+if (registry === undefined || registry === "") {
+  process.stderr.write("fault-provider-process: FARCALL_REGISTRY must name a registry\n");
   process.exit(2);
 }
 const app = createApplication({

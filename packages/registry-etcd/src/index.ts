@@ -1,0 +1,2 @@
+/** `@farcall/registry-etcd`: work in progress. */
+export {};

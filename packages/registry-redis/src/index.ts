@@ -1,0 +1,2 @@
+/** `@farcall/registry-redis`: work in progress. */
+export {};
