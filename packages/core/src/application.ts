@@ -3,12 +3,11 @@ import { defaults, type ApplicationOptions, type ClientOptions, type ProvideOpti
 import { Directory } from "./cluster/directory.js";
 import { failfast, failover } from "./cluster/fault-tolerance/failover.js";
 import type { FaultTolerance } from "./cluster/fault-tolerance/fault-tolerance.js";
-import type { LoadBalancer } from "./cluster/load-balancers/load-balancer.js";
-import { roundRobin } from "./cluster/load-balancers/round-robin.js";
-import { weightedRandom } from "./cluster/load-balancers/weighted-random.js";
+import { EndpointStatsTable } from "./cluster/endpoint-stats.js";
 import { ConnectionPool } from "./client/connection-pool.js";
 import { createStub } from "./client/service-client.js";
 import type { Stub } from "./client/stub.js";
+import { checkLoadBalancer, loadBalancerOf } from "./config/load-balancer-of.js";
 import { loadSettings } from "./config/load-settings.js";
 import { registryFromAddress } from "./config/registry-address.js";
 import type { ServiceDefinition } from "./contract/define-service.js";
@@ -103,7 +102,7 @@ function validate(o: ApplicationOptions): void {
   if (typeof o.group !== "string" || !/^[\w.\-+]{0,64}$/.test(o.group)) badOption("group", "0..64 letters, digits, _ . - +");
   if (typeof o.host !== "string" || !/^[A-Za-z0-9_.:\-]{1,255}$/.test(o.host)) badOption("host", "a host name or IP address");
   oneOf("serializer", o.serializer, ["msgpack", "json"], "object");
-  oneOf("loadBalancer", o.loadBalancer, ["random", "roundRobin"], "object");
+  checkLoadBalancer(o.loadBalancer);
   oneOf("faultTolerance", o.faultTolerance, ["failover", "failfast"], "function");
   int("port", 0, 65535);
   int("timeoutMs", 0, 2 ** 31 - 1);
@@ -129,13 +128,6 @@ function serializerOf(value: ApplicationOptions["serializer"]): Serializer {
   return value === "json" ? jsonSerializer() : msgpackSerializer();
 }
 
-function loadBalancerOf(value: ClientOptions["loadBalancer"]): LoadBalancer {
-  if (typeof value === "object") return value;
-  if (value === "roundRobin") return roundRobin();
-  if (value === undefined || value === "random") return weightedRandom();
-  return badOption("loadBalancer", `unknown load balancer ${JSON.stringify(value)}`);
-}
-
 function faultToleranceOf(value: ClientOptions["faultTolerance"], retries: number): FaultTolerance {
   if (typeof value === "function") return value;
   if (value === "failfast") return failfast();
@@ -153,6 +145,8 @@ class FarcallApplication implements Application {
   readonly #table = new ServiceTable();
   readonly #provided: Array<{ definition: ServiceDefinition<unknown>; options: ProvideOptions }> = [];
   readonly #directories = new Map<string, Directory>();
+  /** Call statistics per service key, made for the first client whose balancer reads them. */
+  readonly #stats = new Map<string, EndpointStatsTable>();
   readonly #wheel = new TimingWheel();
   readonly #pool: ConnectionPool;
   readonly #startTime = Date.now();
@@ -216,7 +210,7 @@ class FarcallApplication implements Application {
   }
 
   client<T>(definition: ServiceDefinition<T>, options: ClientOptions = {}): Stub<T> {
-    oneOf("loadBalancer", options.loadBalancer ?? "random", ["random", "roundRobin"], "object");
+    checkLoadBalancer(options.loadBalancer ?? this.#options.loadBalancer, options.hashKey);
     oneOf("faultTolerance", options.faultTolerance ?? "failover", ["failover", "failfast"], "function");
     if (this.#closing) throw new FarcallError("unavailable", "the application is closed", { sent: false });
     const effective = this.#withGroup(definition);
@@ -235,10 +229,17 @@ class FarcallApplication implements Application {
       });
       this.#directories.set(key, directory);
     }
+    const loadBalancer = loadBalancerOf(options.loadBalancer ?? this.#options.loadBalancer, { hashKey: options.hashKey });
+    let stats: EndpointStatsTable | undefined;
+    if (loadBalancer.needsStats === true) {
+      stats = this.#stats.get(key);
+      if (stats === undefined) this.#stats.set(key, (stats = new EndpointStatsTable()));
+    }
     return createStub(effective, {
       directory,
       pool: this.#pool,
-      loadBalancer: loadBalancerOf(options.loadBalancer ?? this.#options.loadBalancer),
+      loadBalancer,
+      stats,
       faultTolerance: faultToleranceOf(options.faultTolerance ?? this.#options.faultTolerance, options.retries ?? this.#options.retries),
       interceptors: [...(this.#options.interceptors ?? []), ...(options.interceptors ?? [])],
       attemptInterceptors: [...(this.#options.attemptInterceptors ?? []), ...(options.attemptInterceptors ?? [])],
@@ -312,6 +313,7 @@ class FarcallApplication implements Application {
     await this.#server?.close(this.#options.graceMs);
     for (const directory of this.#directories.values()) directory.close();
     this.#directories.clear();
+    this.#stats.clear();
     this.#pool.close();
     this.#wheel.stop();
     if (this.#ownsRegistry) await this.registry.close();

@@ -24,6 +24,10 @@ export type { Call, Interceptor, Invoke, MethodRef, Reply } from "./call/call.js
 export type { FaultTolerance } from "./cluster/fault-tolerance/fault-tolerance.js";
 export type { LoadBalancer } from "./cluster/load-balancers/load-balancer.js";
 export { effectiveWeight } from "./cluster/load-balancers/load-balancer.js";
+export { EndpointStats, EndpointStatsTable } from "./cluster/endpoint-stats.js";
+export type { EndpointStatsTableOptions } from "./cluster/endpoint-stats.js";
+export { HashRing, hashString } from "./cluster/load-balancers/hash-ring.js";
+export type { AttemptObserver } from "./call/attempt-observer.js";
 export { FrameDecoder } from "./protocol/binary/frame-decoder.js";
 export type { FrameDecoderOptions } from "./protocol/binary/frame-decoder.js";
 export { encodeFrame, FrameWriter } from "./protocol/binary/frame-encoder.js";

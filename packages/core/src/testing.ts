@@ -9,3 +9,4 @@ export { TimingWheel } from "./timing/timing-wheel.js";
 export type { TimerEntry, TimingWheelOptions } from "./timing/timing-wheel.js";
 export type { Clock } from "./timing/clock.js";
 export { sampleEndpoint } from "./registry/sample-endpoint.js";
+export { seededRandom } from "./timing/seeded-random.js";

@@ -1,6 +1,8 @@
 import { type Call, compose, type Interceptor, type Invoke, type MethodRef, type Reply } from "../call/call.js";
 import type { Directory } from "../cluster/directory.js";
+import type { EndpointStats, EndpointStatsTable } from "../cluster/endpoint-stats.js";
 import type { FaultTolerance } from "../cluster/fault-tolerance/fault-tolerance.js";
+import type { ClientConnection } from "../protocol/binary/client-connection.js";
 import { addressOf } from "./connection-pool.js";
 import type { ConnectionPool } from "./connection-pool.js";
 import type { LoadBalancer } from "../cluster/load-balancers/load-balancer.js";
@@ -16,6 +18,11 @@ export interface ServiceClientOptions {
   readonly directory: Directory;
   readonly pool: ConnectionPool;
   readonly loadBalancer: LoadBalancer;
+  /**
+   * The service's call statistics, when the balancer reads them (`needsStats`): every attempt is
+   * then recorded (in flight from the pick until it settles, latency, outcome). Undefined: none.
+   */
+  readonly stats: EndpointStatsTable | undefined;
   readonly faultTolerance: FaultTolerance;
   /** Run once per call, before the provider is picked (outermost first). */
   readonly interceptors: readonly Interceptor[];
@@ -89,27 +96,46 @@ function send(call: Call, route: Uint8Array, options: ServiceClientOptions): Pro
   const now = tickNow();
   let endpoints = options.directory.current(now);
   if (call.tried.length > 0) endpoints = endpoints.filter((e) => !call.tried.includes(addressOf(e)));
-  const endpoint = options.loadBalancer.pick(endpoints, call, now);
+  const stats = options.stats;
+  const endpoint = options.loadBalancer.pick(endpoints, call, now, stats);
   if (endpoint === undefined) {
     if (!options.directory.received) return sendPicked(call, route, options);
     return Promise.reject(noProvider(call));
   }
+  // Statistics only when the balancer reads them; a oneway call is never in flight for long.
+  const observer = stats === undefined || call.ref.oneway ? undefined : stats.get(endpoint);
+  const startedAt = observer === undefined ? 0 : observer.started();
   const connection = options.pool.ready(endpoint);
-  if (connection !== undefined) return connection.invoke(call, route);
-  return acquireAndInvoke(endpoint, call, route, options);
+  if (connection !== undefined) return connection.invoke(call, route, observer, startedAt);
+  return acquireAndInvoke(endpoint, call, route, options, observer, startedAt);
 }
 
-async function acquireAndInvoke(endpoint: Endpoint, call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
-  const connection = await withinCall(options.pool.acquire(endpoint), call, "connecting to the provider");
-  return connection.invoke(call, route);
+async function acquireAndInvoke(
+  endpoint: Endpoint,
+  call: Call,
+  route: Uint8Array,
+  options: ServiceClientOptions,
+  observer: EndpointStats | undefined,
+  startedAt: number,
+): Promise<Reply> {
+  let connection: ClientConnection;
+  try {
+    connection = await withinCall(options.pool.acquire(endpoint), call, "connecting to the provider");
+  } catch (error) {
+    observer?.settled(startedAt, FarcallError.from(error));
+    throw error;
+  }
+  return connection.invoke(call, route, observer, startedAt);
 }
 
 async function sendPicked(call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
   await withinCall(options.directory.whenReceived(options.discoveryTimeoutMs), call, "waiting for the registry's first list of providers");
   const now = Date.now();
-  const endpoint = options.loadBalancer.pick(options.directory.current(now), call, now);
+  const stats = options.stats;
+  const endpoint = options.loadBalancer.pick(options.directory.current(now), call, now, stats);
   if (endpoint === undefined) throw noProvider(call);
-  return acquireAndInvoke(endpoint, call, route, options);
+  const observer = stats === undefined || call.ref.oneway ? undefined : stats.get(endpoint);
+  return acquireAndInvoke(endpoint, call, route, options, observer, observer === undefined ? 0 : observer.started());
 }
 
 /**

@@ -10,13 +10,16 @@ interface RegistryPlugin {
   registryFromAddress(address: string): Registry;
 }
 
-/** The registry of a plugin package, imported when first used; a missing package is a clear error. */
-function pluginRegistry(scheme: string, address: string): Registry {
+/**
+ * The registry of a plugin package, imported (by `load`, `import()` unless a test replaces it)
+ * when first used; a missing package is a clear error.
+ */
+export function pluginRegistry(scheme: string, address: string, load: (name: string) => Promise<unknown> = (name) => import(name)): Registry {
   const name = `@farcall/registry-${scheme}`;
   return lazyRegistry(scheme, async () => {
     let plugin: Partial<RegistryPlugin>;
     try {
-      plugin = (await import(name)) as Partial<RegistryPlugin>;
+      plugin = (await load(name)) as Partial<RegistryPlugin>;
     } catch (error) {
       throw new FarcallError("invalid_argument", `registry ${scheme}://… needs the package ${name}: npm install ${name}`, {
         reason: "bad_option",

@@ -1,4 +1,5 @@
 import { badOption } from "../errors/farcall-error.js";
+import { loadBalancerNames } from "./load-balancer-of.js";
 
 type Kind = "string" | "integer" | "boolean";
 
@@ -26,7 +27,7 @@ export const settings = {
   port: { kind: "integer", env: "FARCALL_PORT", file: "server.port", min: 0, max: 65535 },
   timeoutMs: { kind: "integer", env: "FARCALL_TIMEOUT_MS", file: "call.timeoutMs", min: 0, max: 2 ** 31 - 1 },
   retries: { kind: "integer", env: "FARCALL_RETRIES", file: "cluster.retries", min: 0, max: 10 },
-  loadBalancer: { kind: "string", env: "FARCALL_LOAD_BALANCER", file: "cluster.loadBalancer", oneOf: ["random", "roundRobin"] },
+  loadBalancer: { kind: "string", env: "FARCALL_LOAD_BALANCER", file: "cluster.loadBalancer", oneOf: loadBalancerNames },
   faultTolerance: { kind: "string", env: "FARCALL_FAULT_TOLERANCE", file: "cluster.faultTolerance", oneOf: ["failover", "failfast"] },
   serializer: { kind: "string", env: "FARCALL_SERIALIZER", file: "serializer", oneOf: ["msgpack", "json"] },
   graceMs: { kind: "integer", env: "FARCALL_GRACE_MS", file: "shutdown.graceMs", min: 0, max: 3_600_000 },

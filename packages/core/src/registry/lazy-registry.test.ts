@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { registryFromAddress } from "../config/registry-address.js";
+import { pluginRegistry } from "../config/registry-address.js";
 import { FarcallError } from "../errors/farcall-error.js";
 import { lazyRegistry } from "./lazy-registry.js";
 import { createMemoryRegistryStore, memoryRegistry } from "./memory-registry.js";
@@ -30,7 +30,8 @@ describe("lazyRegistry", () => {
   });
 
   it("reports a missing plugin package when registering, and closes cleanly", async () => {
-    const registry = registryFromAddress("etcd://127.0.0.1:2379");
+    // As if @farcall/registry-etcd were not installed (in this repository it is).
+    const registry = pluginRegistry("etcd", "etcd://127.0.0.1:2379", (name) => Promise.reject(new Error(`Cannot find package '${name}'`)));
     assert.equal(registry.kind, "etcd");
     const unwatch = registry.watch("s", () => assert.fail("no delivery without an implementation"));
     const error = (await registry.register(sampleEndpoint("s", 1000)).catch((e: unknown) => e)) as FarcallError;

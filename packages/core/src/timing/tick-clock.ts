@@ -21,3 +21,26 @@ export function tickNow(): number {
   }
   return cached;
 }
+
+let cachedPrecise = 0;
+let validPrecise = false;
+const invalidatePrecise = (): void => {
+  validPrecise = false;
+};
+
+/**
+ * `performance.now()` (monotonic milliseconds with a fraction), read at most once per burst of
+ * synchronous work, like {@link tickNow}: the calls started together share one start time and
+ * the replies decoded from one chunk of bytes share one arrival time. What the consumer's call
+ * statistics time latencies with: a sub-millisecond resolution matters there (calls on a LAN take
+ * well under a millisecond), and one read per burst instead of two per call keeps it cheap
+ * (`performance.now()` costs ~90 ns on these machines).
+ */
+export function tickPreciseNow(): number {
+  if (!validPrecise) {
+    cachedPrecise = performance.now();
+    validPrecise = true;
+    queueMicrotask(invalidatePrecise);
+  }
+  return cachedPrecise;
+}

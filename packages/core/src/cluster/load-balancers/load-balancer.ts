@@ -1,13 +1,26 @@
 import type { Call } from "../../call/call.js";
 import type { Endpoint } from "../../registry/endpoint.js";
+import type { EndpointStatsTable } from "../endpoint-stats.js";
 
 /**
  * Chooses one endpoint for one attempt. `pick` is synchronous and must not mutate `endpoints` (an
- * immutable snapshot); it returns `undefined` only when `endpoints` is empty.
+ * immutable snapshot, already without the endpoints this call tried); it returns `undefined` only
+ * when `endpoints` is empty.
  */
 export interface LoadBalancer {
   readonly name: string;
-  pick(endpoints: readonly Endpoint[], call: Call, now: number): Endpoint | undefined;
+  /**
+   * True when `pick` reads call statistics: the client then records each attempt's in-flight
+   * count, latency and outcome in the service's {@link EndpointStatsTable} and passes that table
+   * to `pick`. Default false: the client keeps no statistics (no cost per call) and passes none.
+   * A balancer that wraps another must forward both this flag and `stats`.
+   */
+  readonly needsStats?: boolean;
+  /**
+   * @param now epoch ms (the per-burst clock), for warm-up.
+   * @param stats the service's call statistics, when `needsStats` is true.
+   */
+  pick(endpoints: readonly Endpoint[], call: Call, now: number, stats?: EndpointStatsTable): Endpoint | undefined;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { AttemptObserver } from "../../call/attempt-observer.js";
 import type { Call, Reply } from "../../call/call.js";
 import { type Code, FarcallError, statusToCode } from "../../errors/farcall-error.js";
 import type { Serializer } from "../../serialization/serializer.js";
@@ -32,7 +33,10 @@ export interface ClientConnectionOptions {
   readonly clock?: Clock;
 }
 
-/** A call awaiting its reply; also its own deadline entry in the timing wheel (no extra allocation). */
+/**
+ * A call awaiting its reply; also its own deadline entry in the timing wheel and the carrier of its
+ * attempt's observer (no extra allocation for either).
+ */
 class Pending implements TimerEntry {
   wheelSlot = -1;
   wheelNext: TimerEntry | undefined = undefined;
@@ -41,16 +45,26 @@ class Pending implements TimerEntry {
   constructor(
     readonly connection: ClientConnection,
     readonly id: number,
-    readonly resolve: (reply: Reply) => void,
-    readonly reject: (error: FarcallError) => void,
+    readonly onReply: (reply: Reply) => void,
+    readonly onError: (error: FarcallError) => void,
     /** Flush generation in which the request is written: sent once `flushes > gen`. */
     readonly gen: number,
     readonly deadline: number,
     readonly timeoutMs: number,
     readonly signal: AbortSignal | undefined,
+    readonly observer: AttemptObserver | undefined,
+    readonly startedAt: number,
   ) {}
   expire(): void {
     this.connection.fail(this.id, "deadline_exceeded", `deadline of ${this.timeoutMs} ms exceeded`);
+  }
+  resolve(reply: Reply): void {
+    if (this.observer !== undefined) this.observer.settled(this.startedAt, undefined);
+    this.onReply(reply);
+  }
+  reject(error: FarcallError): void {
+    if (this.observer !== undefined) this.observer.settled(this.startedAt, error);
+    this.onError(error);
   }
 }
 
@@ -132,28 +146,29 @@ export class ClientConnection {
    * Sends `call` to `route` (bytes from `encodeRoute`). Rejects with `unavailable` when the
    * connection is closed or closing (`sent: false`), `deadline_exceeded` at the deadline,
    * `canceled` when the call's signal aborts, or the error the provider returned.
+   * @param observer told once, with `startedAt`, when the attempt settles, whichever way
+   *   (`observer.started()` was called by the caller). A oneway call settles when it is queued.
    */
-  invoke(call: Call, route: Uint8Array): Promise<Reply> {
+  invoke(call: Call, route: Uint8Array, observer?: AttemptObserver, startedAt = 0): Promise<Reply> {
     if (this.#closed || this.#closing) {
-      return Promise.reject(new FarcallError("unavailable", `connection to ${this.remote} is closing`, { sent: false, details: { address: this.#address } }));
+      return refuse(new FarcallError("unavailable", `connection to ${this.remote} is closing`, { sent: false, details: { address: this.#address } }), observer, startedAt);
     }
     if (this.#pending.size >= this.#options.maxPendingCalls) {
-      return Promise.reject(
-        new FarcallError("resource_exhausted", `more than ${this.#options.maxPendingCalls} calls pending on ${this.remote}`, { sent: false, details: { address: this.#address } }),
-      );
+      const message = `more than ${this.#options.maxPendingCalls} calls pending on ${this.remote}`;
+      return refuse(new FarcallError("resource_exhausted", message, { sent: false, details: { address: this.#address } }), observer, startedAt);
     }
     if (this.#link.bufferedBytes + this.#writer.size > this.#options.maxBufferedBytes) {
       const message = `${this.#link.bufferedBytes} bytes are waiting for ${this.remote} to read (maxBufferedBytes ${this.#options.maxBufferedBytes})`;
-      return Promise.reject(new FarcallError("resource_exhausted", message, { sent: false, details: { address: this.#address } }));
+      return refuse(new FarcallError("resource_exhausted", message, { sent: false, details: { address: this.#address } }), observer, startedAt);
     }
     const signal = call.signal;
-    if (signal?.aborted) return Promise.reject(new FarcallError("canceled", "call canceled before it was sent", { sent: false }));
+    if (signal?.aborted) return refuse(new FarcallError("canceled", "call canceled before it was sent", { sent: false }), observer, startedAt);
     let timeoutMs = 0;
     if (call.deadline !== Infinity) {
       // The consumer enforces the exact deadline itself (wheel); the provider gets the remaining
       // budget, read from the per-burst clock unless a test clock is in use.
       timeoutMs = Math.ceil(call.deadline - (this.#clock === systemClock ? tickNow() : this.#clock.now()));
-      if (timeoutMs <= 0) return Promise.reject(new FarcallError("deadline_exceeded", "deadline passed before the call was sent", { sent: false }));
+      if (timeoutMs <= 0) return refuse(new FarcallError("deadline_exceeded", "deadline passed before the call was sent", { sent: false }), observer, startedAt);
     }
     const serializer = this.#options.serializer;
     const id = this.#takeId();
@@ -164,12 +179,15 @@ export class ClientConnection {
       // Checks every field and the frame size before writing a byte: a failure leaves nothing behind.
       this.#writer.writeRequest(id, oneway ? FrameFlags.oneway : 0, serializer.id, timeoutMs, route, metadata, body);
     } catch (error) {
-      return Promise.reject(FarcallError.from(error, "invalid_argument").withSent(false));
+      return refuse(FarcallError.from(error, "invalid_argument").withSent(false), observer, startedAt);
     }
     this.#scheduleFlush();
-    if (oneway) return Promise.resolve(onewayReply);
+    if (oneway) {
+      if (observer !== undefined) observer.settled(startedAt, undefined);
+      return Promise.resolve(onewayReply);
+    }
     return new Promise<Reply>((resolve, reject) => {
-      const pending = new Pending(this, id, resolve, reject, this.#flushes, call.deadline, timeoutMs, signal);
+      const pending = new Pending(this, id, resolve, reject, this.#flushes, call.deadline, timeoutMs, signal, observer, startedAt);
       if (timeoutMs > 0) this.#options.wheel.add(pending);
       if (signal) {
         pending.onAbort = () => this.fail(id, "canceled", "call canceled");
@@ -334,6 +352,12 @@ export class ClientConnection {
     for (const listener of this.#closeListeners) listener(reason);
     this.#closeListeners = [];
   }
+}
+
+/** A call refused before anything was queued: its observer hears of it too. */
+function refuse(error: FarcallError, observer: AttemptObserver | undefined, startedAt: number): Promise<Reply> {
+  if (observer !== undefined) observer.settled(startedAt, error);
+  return Promise.reject(error);
 }
 
 const onewayReply: Reply = Object.freeze({ value: undefined, metadata: undefined });
