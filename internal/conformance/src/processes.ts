@@ -21,7 +21,7 @@ function running(child: ChildProcess): boolean {
 }
 
 /**
- * Spawns a provider process registered through `registry` (a zookeeper:// address) and waits, at
+ * Spawns a provider process registered through `registry` (a registry address) and waits, at
  * most `timeoutMs`, for its JSON line. A child that does not report in time is SIGKILLed.
  */
 export async function spawnProvider(name: string, registry: string, timeoutMs = 20_000): Promise<ProviderProcess> {
