@@ -117,17 +117,7 @@ write_state() { # pid port peer_port dir [halted]
 
 install_if_missing() {
   [[ -x "$binary" ]] && return 0
-  [[ "$(id -u)" == 0 ]] || die "$binary is missing and this is not root: run 'apt-get update && apt-get install -y etcd-server'"
-  local t0=$SECONDS
-  log "installing Debian's etcd-server package"
-  local install_log="$state_dir/etcd-install.log"
-  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends etcd-server; } >"$install_log" 2>&1; then
-    tail -n 30 "$install_log" >&2
-    die "installing etcd-server failed (whole log: $install_log)"
-  fi
-  [[ -x "$binary" ]] || die "apt-get installed etcd-server but $binary is missing"
-  log "installed in $((SECONDS - t0)) s"
+  bash "$root/scripts/apt-install.sh" etcd-server "$binary" || die "installing etcd-server failed"
 }
 
 # Starts the server of data dir $1 on client port $2 and peer port $3, waits until it serves;

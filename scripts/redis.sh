@@ -122,22 +122,7 @@ write_state() { # pid port dir appendonly [halted]
 
 install_if_missing() {
   [[ -x "$server_bin" ]] && return 0
-  # Test files start their instances concurrently: one installs, the others wait and find it there.
-  exec 7>"$state_dir/redis-install.lock"
-  flock -w 600 7 || die "another redis.sh holds $state_dir/redis-install.lock"
-  if [[ -x "$server_bin" ]]; then exec 7>&-; return 0; fi
-  [[ "$(id -u)" == 0 ]] || die "$server_bin is missing and this is not root: run 'apt-get update && apt-get install -y redis-server'"
-  local t0=$SECONDS
-  log "installing Debian's redis-server package"
-  local install_log="$state_dir/redis-install.log"
-  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server; } >"$install_log" 2>&1; then
-    tail -n 30 "$install_log" >&2
-    die "installing redis-server failed (whole log: $install_log)"
-  fi
-  [[ -x "$server_bin" ]] || die "apt-get installed redis-server but $server_bin is missing"
-  log "installed in $((SECONDS - t0)) s"
-  exec 7>&-
+  bash "$root/scripts/apt-install.sh" redis-server "$server_bin" || die "installing redis-server failed"
 }
 
 # Starts the server of data dir $1 on port $2 (append-only file $3) and waits until it serves;

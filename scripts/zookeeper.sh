@@ -123,17 +123,7 @@ write_state() { # pid port dir [halted]
 install_if_missing() {
   [[ -f "$jar" ]] && return 0
   command -v java >/dev/null || log "no java on PATH: the zookeeper package will pull in default-jre"
-  [[ "$(id -u)" == 0 ]] || die "$jar is missing and this is not root: run 'apt-get update && apt-get install -y zookeeper'"
-  local t0=$SECONDS
-  log "installing Debian's zookeeper package"
-  local install_log="$state_dir/zookeeper-install.log"
-  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends zookeeper; } >"$install_log" 2>&1; then
-    tail -n 30 "$install_log" >&2
-    die "installing zookeeper failed (whole log: $install_log)"
-  fi
-  [[ -f "$jar" ]] || die "apt-get installed zookeeper but $jar is missing"
-  log "installed in $((SECONDS - t0)) s"
+  bash "$root/scripts/apt-install.sh" zookeeper "$jar" || die "installing zookeeper failed"
 }
 
 classpath() {
