@@ -35,5 +35,5 @@ export { decodeRoute, encodeRoute } from "./protocol/binary/route.js";
 export { FrameFlags } from "./protocol/binary/frame.js";
 export type { Frame, ReceivedFrame } from "./protocol/binary/frame.js";
 export { WatchDelivery } from "./registry/watch-delivery.js";
-export { checkEndpoint, registryClosedError } from "./registry/check-endpoint.js";
+export { checkEndpoint, encodeEndpoint, registryClosedError, registryError } from "./registry/check-endpoint.js";
 export { badOption } from "./errors/farcall-error.js";

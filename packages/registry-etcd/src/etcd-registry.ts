@@ -155,7 +155,7 @@ export function etcdRegistry(options: EtcdRegistryOptions): Registry {
 
   async function registerNow(endpoint: Endpoint): Promise<Registration> {
     if (closing !== undefined) throw closedError();
-    const { data } = encodeEndpoint(endpoint);
+    const data = Buffer.from(encodeEndpoint(endpoint).json);
     const key: OwnedKey = { key: `${providersPrefix(prefix, endpoint.service)}${incarnation}-${sequence++}`, value: data, optional: false };
     await owned.own(key, requestTimeoutMs);
     debug("etcd: registered %s", key.key);

@@ -1,25 +1,6 @@
-import { checkEndpoint, type Endpoint, FarcallError, maxEndpointBytes, registryClosedError } from "@farcall/core/extension";
+import { type FarcallError, registryClosedError, registryError } from "@farcall/core/extension";
 
-export { badOption } from "@farcall/core/extension";
-
-/**
- * Validates an endpoint passed to `register` and returns the normalised record and its JSON, the
- * node data watchers parse back with `parseEndpoint`.
- * @throws FarcallError `invalid_argument`, reason `bad_endpoint`: a required field is missing or
- * malformed, or the JSON is over `maxEndpointBytes`.
- */
-export function encodeEndpoint(endpoint: Endpoint): { readonly endpoint: Endpoint; readonly data: Buffer } {
-  const parsed = checkEndpoint(endpoint);
-  const data = Buffer.from(JSON.stringify(parsed));
-  if (data.length > maxEndpointBytes) {
-    throw new FarcallError("invalid_argument", `endpoint: over ${maxEndpointBytes} bytes as JSON`, {
-      reason: "bad_endpoint",
-      details: { id: parsed.id.slice(0, 1024) },
-      sent: false,
-    });
-  }
-  return { endpoint: parsed, data };
-}
+export { badOption, encodeEndpoint } from "@farcall/core/extension";
 
 /** `unavailable`, reason `registry_closed`: `register` on a closed registry. */
 export function closedError(): FarcallError {
@@ -28,7 +9,5 @@ export function closedError(): FarcallError {
 
 /** `unavailable`: ZooKeeper did not complete `what` (unreachable, session lost, or refused). */
 export function zookeeperError(what: string, cause: unknown): FarcallError {
-  if (cause instanceof FarcallError) return cause;
-  const detail = cause instanceof Error ? cause.message : String(cause);
-  return new FarcallError("unavailable", `zookeeper: ${what}: ${detail}`, { cause, sent: false });
+  return registryError("zookeeper", what, cause);
 }

@@ -156,7 +156,7 @@ export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
 
   async function registerNow(endpoint: Endpoint): Promise<Registration> {
     if (closing !== undefined) throw closedError();
-    const { data } = encodeEndpoint(endpoint);
+    const data = Buffer.from(encodeEndpoint(endpoint).json);
     const folder = providersPath(root, endpoint.service);
     const node: OwnedNode = {
       key: `${folder}/${incarnation}-${sequence++}`,
