@@ -77,6 +77,11 @@ export interface ApplicationOptions {
   readonly weight?: number;
   /** Warm-up in ms during which this provider's weight ramps up from 1. Default 600000 (10 min). */
   readonly warmupMs?: number;
+  /**
+   * Routing tag this application's providers register with (e.g. `"gray"`); consumers asking for
+   * that tag are routed to them (docs/governance.md, "Routing"). `""` (default) for none.
+   */
+  readonly tag?: string;
   /** Send stack traces with `application` errors. Default false. */
   readonly includeStack?: boolean;
   /**
@@ -136,6 +141,8 @@ export interface ClientOptions {
 export interface ProvideOptions {
   readonly weight?: number;
   readonly warmupMs?: number;
+  /** Routing tag of this service's registration, overriding the application's `tag`. */
+  readonly tag?: string;
 }
 
 /** Defaults of every setting; docs/configuration.md repeats them (a test keeps them in sync). */
@@ -158,6 +165,7 @@ export const defaults = Object.freeze({
   maxPendingCalls: 65_536,
   weight: 100,
   warmupMs: 600_000,
+  tag: "",
   includeStack: false,
   handleSignals: true,
   emptyProtection: true,

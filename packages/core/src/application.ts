@@ -287,6 +287,7 @@ class FarcallApplication implements Application {
         application: this.name,
         pid: process.pid,
         methods: [...definition.methods.keys()],
+        tag: options.tag ?? o.tag,
       };
       const registration = await this.registry.register(endpoint);
       if (this.#closing !== undefined) {

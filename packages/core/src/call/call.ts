@@ -29,6 +29,11 @@ export interface Call {
   readonly attempt: number;
   /** Provider addresses (`host:port`) tried by earlier attempts; failover excludes them. */
   readonly tried: readonly string[];
+  /**
+   * The provider address (`host:port`) this attempt must go to, bypassing the balancer: set by
+   * strategies that choose providers themselves (forking, broadcast). Undefined: the balancer picks.
+   */
+  readonly target?: string;
 }
 
 /** What a successful call resolves to. */

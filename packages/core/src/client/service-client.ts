@@ -1,7 +1,7 @@
 import { type Call, compose, type Interceptor, type Invoke, type MethodRef, type Reply } from "../call/call.js";
 import type { Directory } from "../cluster/directory.js";
 import type { EndpointStats, EndpointStatsTable } from "../cluster/endpoint-stats.js";
-import type { FaultTolerance } from "../cluster/fault-tolerance/fault-tolerance.js";
+import type { ClusterView, FaultTolerance } from "../cluster/fault-tolerance/fault-tolerance.js";
 import type { ClientConnection } from "../protocol/binary/client-connection.js";
 import { addressOf } from "./connection-pool.js";
 import type { ConnectionPool } from "./connection-pool.js";
@@ -60,7 +60,14 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
     });
     const route = encodeRoute(definition.name, definition.version, definition.group, method.name);
     const attempt = compose(options.attemptInterceptors, (call) => send(call, route, options));
-    const perCall = compose(options.interceptors, (call) => options.faultTolerance(call, attempt));
+    const cluster: ClusterView = {
+      endpoints: (call) => candidates(call, options, tickNow()),
+      pick: (call) => {
+        const now = tickNow();
+        return options.loadBalancer.pick(candidates(call, options, now), call, now, options.stats);
+      },
+    };
+    const perCall = compose(options.interceptors, (call) => options.faultTolerance(call, attempt, cluster));
     invokers.set(method.name, { ref, invoke: perCall, timeoutMs: method.timeoutMs ?? options.timeoutMs });
   }
   const build = (callOptions: CallOptions): Stub<T> => {
@@ -92,10 +99,17 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
   return build({});
 }
 
+/** The endpoints an attempt of `call` may use at `now`: the directory's snapshot minus the tried ones, or just the target. */
+function candidates(call: Call, options: ServiceClientOptions, now: number): readonly Endpoint[] {
+  const endpoints = options.directory.current(now);
+  if (call.target !== undefined) return endpoints.filter((e) => addressOf(e) === call.target);
+  if (call.tried.length > 0) return endpoints.filter((e) => !call.tried.includes(addressOf(e)));
+  return endpoints;
+}
+
 function send(call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
   const now = tickNow();
-  let endpoints = options.directory.current(now);
-  if (call.tried.length > 0) endpoints = endpoints.filter((e) => !call.tried.includes(addressOf(e)));
+  const endpoints = candidates(call, options, now);
   const stats = options.stats;
   const endpoint = options.loadBalancer.pick(endpoints, call, now, stats);
   if (endpoint === undefined) {

@@ -23,12 +23,18 @@ export interface Endpoint {
   readonly application: string;
   readonly pid: number;
   readonly methods: readonly string[];
+  /**
+   * Routing tag (e.g. `"gray"`, `"canary"`), matched by tag routing against the call's requested
+   * tag; `""` for none. 0..64 letters, digits, `_ . -`.
+   */
+  readonly tag: string;
 }
 
 /** Maximum bytes of one serialized endpoint record accepted from a registry. */
 export const maxEndpointBytes = 8192;
 
 const namePattern = /^[A-Za-z0-9_.:\-/$]{1,256}$/;
+const tagPattern = /^[A-Za-z0-9_.\-]{1,64}$/;
 const hostPattern = /^[A-Za-z0-9_.:\-[\]]{1,255}$/;
 
 function str(v: unknown, pattern: RegExp): string | undefined {
@@ -70,6 +76,7 @@ export function parseEndpoint(value: unknown): Endpoint | undefined {
     application: str(o["application"], namePattern) ?? "",
     pid: int(o["pid"], 0, 2 ** 31) ?? 0,
     methods: Object.freeze(methods),
+    tag: str(o["tag"], tagPattern) ?? "",
   });
 }
 

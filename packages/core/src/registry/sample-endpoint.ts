@@ -20,6 +20,7 @@ export function sampleEndpoint(service: string, port: number, overrides: Partial
     application: "",
     pid: 1,
     methods: Object.freeze([]),
+    tag: "",
     ...overrides,
   });
 }

@@ -1,7 +1,21 @@
 import type { Call, Invoke, Reply } from "../../call/call.js";
+import type { Endpoint } from "../../registry/endpoint.js";
 
 /**
- * Decides what happens when an attempt fails. `attempt` picks an endpoint (excluding
- * `call.tried`) and invokes it; the strategy may call it again with a copy of the call.
+ * What a fault-tolerance strategy may ask of the cluster beyond "run one attempt": the providers
+ * an attempt could go to now, and one pick by the client's balancer. Both are synchronous reads of
+ * the current snapshot (after routing and health filtering).
  */
-export type FaultTolerance = (call: Call, attempt: Invoke) => Promise<Reply>;
+export interface ClusterView {
+  /** The providers an attempt of `call` may go to now (routed, usable, not ejected), minus `call.tried`. */
+  endpoints(call: Call): readonly Endpoint[];
+  /** What the client's balancer would pick for `call` now (excluding `call.tried`); undefined when none. */
+  pick(call: Call): Endpoint | undefined;
+}
+
+/**
+ * Decides what happens around the attempts of one call. `attempt` picks an endpoint (excluding
+ * `call.tried`; exactly the endpoint at `call.target` when that is set) and invokes it; the
+ * strategy may call it again, or several times at once, with copies of the call.
+ */
+export type FaultTolerance = (call: Call, attempt: Invoke, cluster: ClusterView) => Promise<Reply>;
