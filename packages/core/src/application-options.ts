@@ -1,4 +1,12 @@
 import type { Interceptor } from "./call/call.js";
+import type { FaultToleranceName, MethodGovernanceOptions } from "./config/client-policy.js";
+import type { OutlierDetectionOptions } from "./cluster/outlier-detector.js";
+import type { AdaptiveThrottleOptions } from "./governance/adaptive-throttle.js";
+import type { CircuitBreakerOptions } from "./governance/circuit-breaker.js";
+import type { RateLimitOptions } from "./governance/limiter.js";
+import type { RetryBudgetOptions } from "./governance/retry-budget.js";
+import type { ConditionRuleOptions } from "./governance/routing/condition-router.js";
+import type { LoadSheddingOptions } from "./server/load-shedder.js";
 import type { FaultTolerance } from "./cluster/fault-tolerance/fault-tolerance.js";
 import type { HashKey } from "./cluster/load-balancers/consistent-hash.js";
 import type { LoadBalancer } from "./cluster/load-balancers/load-balancer.js";
@@ -53,8 +61,60 @@ export interface ApplicationOptions {
    * @throws FarcallError `invalid_argument` (`bad_option`) at `createApplication` for another value.
    */
   readonly loadBalancer?: LoadBalancerName | LoadBalancer;
-  /** `"failover"` (default) or `"failfast"`, or a `FaultTolerance`. */
-  readonly faultTolerance?: "failover" | "failfast" | FaultTolerance;
+  /**
+   * What a call does when an attempt fails (docs/governance.md, "Fault tolerance"). Default
+   * `"failover"`:
+   * - `"failover"`: retry on another provider, only when safe (idempotent method, or the request
+   *   never left), at most `retries` times, within the service's retry budget;
+   * - `"failfast"`: one attempt;
+   * - `"failsafe"`: failures resolve `undefined` (for calls whose failure must not break the caller);
+   * - `"failback"`: like failsafe, and the failed call is retried in the background (bounded queue);
+   * - `"forking"`: `forks` providers at once, the first success wins (idempotent methods only);
+   * - `"broadcast"`: every provider, all must succeed;
+   * - or a `FaultTolerance` value.
+   */
+  readonly faultTolerance?: FaultToleranceName | FaultTolerance;
+  /** Providers a `"forking"` call runs on at once, 1..10. Default 2. */
+  readonly forks?: number;
+  /**
+   * The retry budget of `failover`, per service: retries within any 10 s stay under `percent` of
+   * the calls plus `minPerSecond` per second, so retries cannot multiply the load of a struggling
+   * service. Default `{ percent: 0.2, minPerSecond: 10, ttlMs: 10000 }`; `false` turns it off.
+   */
+  readonly retryBudget?: RetryBudgetOptions | false;
+  /**
+   * Outlier ejection of every client's providers (docs/governance.md, "Health"): a provider is
+   * taken out of rotation after `consecutiveFailures` failures in a row (default 5) or a failure
+   * rate ≥ `failureRate` (default 0.25) over an interval (10 s), for 30 s × the times it was
+   * ejected; never more than 10 % of the providers (at least one). `false` turns it off.
+   */
+  readonly outlierDetection?: OutlierDetectionOptions | false;
+  /**
+   * Circuit breaker per provider and method, for every client (clients and methods may set their
+   * own). Default off (`false`).
+   */
+  readonly circuitBreaker?: CircuitBreakerOptions | false;
+  /**
+   * Client-side adaptive throttling (Google SRE): when providers reject most calls with
+   * `resource_exhausted`, calls are refused locally with probability
+   * max(0, (requests − k × accepted) / (requests + 1)) over the last `windowMs`. Default off;
+   * `true` for `{ k: 2, windowMs: 120000 }`.
+   */
+  readonly adaptiveThrottle?: AdaptiveThrottleOptions | boolean;
+  /**
+   * Condition routing rules applied to every client before the balancer (docs/governance.md,
+   * "Routing"), e.g. `"method = find* => host = 10.0.*"`. Default none.
+   */
+  readonly routes?: readonly (string | ConditionRuleOptions)[];
+  /** Tag routing: a call asking for a tag no provider has fails instead of going to untagged providers. Default false. */
+  readonly tagForce?: boolean;
+  /**
+   * Provider-side load shedding of this application's server: a cap on calls running at once and
+   * an admission probability that falls while the event loop lags; shed calls are answered
+   * `resource_exhausted` (reason `overloaded`) without their body being decoded. Default off
+   * (`false`); `true` for the defaults (docs/governance.md, "Protection").
+   */
+  readonly loadShedding?: LoadSheddingOptions | boolean;
   /** `"msgpack"` (default) or `"json"`, or a `Serializer`: what this application's requests use. */
   readonly serializer?: "msgpack" | "json" | Serializer;
   /** Time in ms a provider's shutdown waits for running calls. Default 10000. */
@@ -130,15 +190,47 @@ export interface ClientOptions {
    * @throws FarcallError `invalid_argument` (`bad_option`, option `hashKey`) at `app.client()` for another shape.
    */
   readonly hashKey?: HashKey;
-  readonly faultTolerance?: "failover" | "failfast" | FaultTolerance;
+  /** This client's fault tolerance (same names and values as the application's). */
+  readonly faultTolerance?: FaultToleranceName | FaultTolerance;
   readonly retries?: number;
+  readonly forks?: number;
+  /** This client's circuit breakers (per provider and method); `false`: none, whatever the application says. */
+  readonly circuitBreaker?: CircuitBreakerOptions | false;
+  /** Consumer-side rate limit of each method of this client (one limiter per method). Default none. */
+  readonly rateLimit?: RateLimitOptions;
+  /** Most calls of each method of this client running at once; beyond it calls fail with `resource_exhausted` (`concurrency_limited`). Default none. */
+  readonly maxConcurrent?: number;
+  /** This client's adaptive throttle (see the application option). */
+  readonly adaptiveThrottle?: AdaptiveThrottleOptions | boolean;
+  /**
+   * Routing tag every call of this client asks for (sent as metadata `farcall-tag`, so it
+   * propagates): calls go to providers registered with that tag, or to untagged ones when none
+   * has it (unless `tagForce`). A call's own `farcall-tag` metadata wins.
+   */
+  readonly tag?: string;
+  /** Options per method of the service, by method name, over this client's. */
+  readonly methods?: Readonly<Record<string, MethodGovernanceOptions>>;
   /** Added after the application's interceptors. */
   readonly interceptors?: readonly Interceptor[];
   readonly attemptInterceptors?: readonly Interceptor[];
 }
 
+/** Provider-side limits of one method (`ProvideOptions.methods`). */
+export interface ProvidedMethodOptions {
+  /** Rate limit of the method on this provider; rejected calls are answered `resource_exhausted` (`rate_limited`). */
+  readonly rateLimit?: RateLimitOptions | false;
+  /** Most calls of the method running at once on this provider; beyond it `resource_exhausted` (`concurrency_limited`). */
+  readonly maxConcurrent?: number | false;
+}
+
 /** Options of one provided service. */
 export interface ProvideOptions {
+  /** Rate limit of each method of the service on this provider (one limiter per method). Default none. */
+  readonly rateLimit?: RateLimitOptions;
+  /** Most calls of each method running at once on this provider. Default none. */
+  readonly maxConcurrent?: number;
+  /** Per-method limits, over the service's. */
+  readonly methods?: Readonly<Record<string, ProvidedMethodOptions>>;
   readonly weight?: number;
   readonly warmupMs?: number;
   /** Routing tag of this service's registration, overriding the application's `tag`. */
@@ -169,4 +261,14 @@ export const defaults = Object.freeze({
   includeStack: false,
   handleSignals: true,
   emptyProtection: true,
+  forks: 2,
+  retryBudget: { percent: 0.2, minPerSecond: 10, ttlMs: 10_000 } as RetryBudgetOptions | false,
+  outlierDetection: {} as OutlierDetectionOptions | false,
+  circuitBreaker: false as CircuitBreakerOptions | false,
+  adaptiveThrottle: false as AdaptiveThrottleOptions | boolean,
+  routes: [] as readonly (string | ConditionRuleOptions)[],
+  tagForce: false,
+  loadShedding: false as LoadSheddingOptions | boolean,
 });
+
+export type { FaultToleranceName, MethodGovernanceOptions } from "./config/client-policy.js";

@@ -1,13 +1,21 @@
 import { randomBytes } from "node:crypto";
 import { defaults, type ApplicationOptions, type ClientOptions, type ProvideOptions } from "./application-options.js";
-import { Directory } from "./cluster/directory.js";
-import { failfast, failover } from "./cluster/fault-tolerance/failover.js";
-import type { FaultTolerance } from "./cluster/fault-tolerance/fault-tolerance.js";
-import { EndpointStatsTable } from "./cluster/endpoint-stats.js";
+import { checkOutlierDetectionOptions } from "./cluster/outlier-detector.js";
+import { ServiceGovernance, type ServiceGovernanceSnapshot } from "./cluster/service-governance.js";
 import { ConnectionPool } from "./client/connection-pool.js";
 import { createStub } from "./client/service-client.js";
 import type { Stub } from "./client/stub.js";
-import { checkLoadBalancer, loadBalancerOf } from "./config/load-balancer-of.js";
+import { checkLoadBalancer } from "./config/load-balancer-of.js";
+import { faultToleranceNames, policyResolver, SharedPolicyObjects } from "./config/client-policy.js";
+import { checkRetryBudgetOptions } from "./governance/retry-budget.js";
+import { checkCircuitBreakerOptions } from "./governance/circuit-breaker.js";
+import { checkAdaptiveThrottleOptions } from "./governance/adaptive-throttle.js";
+import { checkRateLimitOptions, createRateLimiter } from "./governance/rate-limiters.js";
+import { createConcurrencyLimiter } from "./governance/concurrency-limiter.js";
+import { conditionRouter } from "./governance/routing/condition-router.js";
+import { tagMetadataKey } from "./governance/routing/tag-router.js";
+import type { MethodGuard } from "./server/service-table.js";
+import { checkLoadSheddingOptions } from "./server/load-shedder.js";
 import { loadSettings } from "./config/load-settings.js";
 import { registryFromAddress } from "./config/registry-address.js";
 import type { ServiceDefinition } from "./contract/define-service.js";
@@ -15,6 +23,7 @@ import type { Implementation } from "./contract/implementation.js";
 import { definitionOf } from "./contract/rpc-service.js";
 import { badOption, FarcallError } from "./errors/farcall-error.js";
 import type { Endpoint } from "./registry/endpoint.js";
+import type { Interceptor } from "./call/call.js";
 import type { Registration, Registry } from "./registry/registry.js";
 import { jsonSerializer } from "./serialization/json-serializer.js";
 import { msgpackSerializer } from "./serialization/msgpack-serializer.js";
@@ -54,11 +63,25 @@ export interface Application {
    */
   start(): Promise<void>;
   /**
+   * How this application governs each service it calls, as of now: per provider its effective
+   * weight, whether a rule disabled it, its health (`healthy`, `degraded`, `ejected`), its
+   * connection, its breakers per method and call statistics; per service the governance rules in
+   * force (and the last refused ones). Cheap enough to poll for a status page, not for every call.
+   */
+  governance(): GovernanceSnapshot;
+  /**
    * Graceful shutdown: unregister, send `closing` to every consumer, finish running calls within
    * `graceMs`, then close connections, watches and the registry (when built from an address).
    * Idempotent; resolves when everything is released.
    */
   close(): Promise<void>;
+}
+
+/** See {@link Application.governance}. */
+export interface GovernanceSnapshot {
+  /** When the snapshot was taken, epoch ms. */
+  readonly at: number;
+  readonly services: readonly ServiceGovernanceSnapshot[];
 }
 
 type Resolved = typeof defaults & Pick<ApplicationOptions, "interceptors" | "attemptInterceptors">;
@@ -103,7 +126,17 @@ function validate(o: ApplicationOptions): void {
   if (typeof o.host !== "string" || !/^[A-Za-z0-9_.:\-]{1,255}$/.test(o.host)) badOption("host", "a host name or IP address");
   oneOf("serializer", o.serializer, ["msgpack", "json"], "object");
   checkLoadBalancer(o.loadBalancer);
-  oneOf("faultTolerance", o.faultTolerance, ["failover", "failfast"], "function");
+  oneOf("faultTolerance", o.faultTolerance, faultToleranceNames, "function");
+  int("forks", 1, 10);
+  if (typeof o.tag !== "string" || !/^[\w.\-]{0,64}$/.test(o.tag)) badOption("tag", "0..64 letters, digits, _ . -");
+  if (o.retryBudget !== false) checkRetryBudgetOptions(o.retryBudget, "retryBudget");
+  if (o.outlierDetection !== false) checkOutlierDetectionOptions(o.outlierDetection, "outlierDetection");
+  if (o.circuitBreaker !== false) checkCircuitBreakerOptions(o.circuitBreaker, "circuitBreaker");
+  if (typeof o.adaptiveThrottle !== "boolean") checkAdaptiveThrottleOptions(o.adaptiveThrottle, "adaptiveThrottle");
+  if (typeof o.loadShedding !== "boolean") checkLoadSheddingOptions(o.loadShedding, "loadShedding");
+  if (typeof o.tagForce !== "boolean") badOption("tagForce", "must be true or false");
+  if (!Array.isArray(o.routes)) badOption("routes", "must be a list of condition rules");
+  conditionRouter(o.routes as NonNullable<ApplicationOptions["routes"]>);
   int("port", 0, 65535);
   int("timeoutMs", 0, 2 ** 31 - 1);
   int("retries", 0, 10);
@@ -118,6 +151,32 @@ function validate(o: ApplicationOptions): void {
   if (typeof o.emptyProtection !== "boolean") badOption("emptyProtection", "must be true or false");
 }
 
+/** Puts the client's routing tag on every call that does not name its own. */
+function withTag(tag: string): Interceptor {
+  return (next) => (call) => (call.metadata[tagMetadataKey] !== undefined ? next(call) : next({ ...call, metadata: { ...call.metadata, [tagMetadataKey]: tag } }));
+}
+
+/**
+ * The provider-side limits of each method of a provided service, from its options.
+ * @throws FarcallError `invalid_argument` (`bad_option`) for an unknown method or a malformed limit.
+ */
+function providerGuards(definition: ServiceDefinition<unknown>, options: ProvideOptions): (method: string) => MethodGuard | undefined {
+  for (const name of Object.keys(options.methods ?? {})) {
+    if (!definition.methods.has(name)) badOption(`methods.${name}`, `${definition.name} has no method ${JSON.stringify(name)}`);
+  }
+  return (method) => {
+    const m = options.methods?.[method] ?? {};
+    const rate = m.rateLimit === false ? undefined : (m.rateLimit ?? options.rateLimit);
+    const max = m.maxConcurrent === false ? undefined : (m.maxConcurrent ?? options.maxConcurrent);
+    if (rate === undefined && max === undefined) return undefined;
+    const where = m.rateLimit !== undefined ? `methods.${method}.rateLimit` : "rateLimit";
+    return {
+      ...(rate === undefined ? {} : { rateLimiter: createRateLimiter(checkRateLimitOptions(rate, where)) }),
+      ...(max === undefined ? {} : { concurrency: createConcurrencyLimiter(max) }),
+    };
+  };
+}
+
 function oneOf(name: string, value: unknown, names: readonly string[], valueType: "object" | "function"): void {
   if (typeof value === "string" ? names.includes(value) : typeof value === valueType && value !== null) return;
   badOption(name, `must be one of ${names.join(", ")} or a ${name} value, got ${JSON.stringify(value)}`);
@@ -126,13 +185,6 @@ function oneOf(name: string, value: unknown, names: readonly string[], valueType
 function serializerOf(value: ApplicationOptions["serializer"]): Serializer {
   if (typeof value === "object") return value;
   return value === "json" ? jsonSerializer() : msgpackSerializer();
-}
-
-function faultToleranceOf(value: ClientOptions["faultTolerance"], retries: number): FaultTolerance {
-  if (typeof value === "function") return value;
-  if (value === "failfast") return failfast();
-  if (value === undefined || value === "failover") return failover({ retries });
-  return badOption("faultTolerance", `unknown fault tolerance ${JSON.stringify(value)}`);
 }
 
 class FarcallApplication implements Application {
@@ -144,9 +196,11 @@ class FarcallApplication implements Application {
   readonly #serializers: ReadonlyMap<number, Serializer>;
   readonly #table = new ServiceTable();
   readonly #provided: Array<{ definition: ServiceDefinition<unknown>; options: ProvideOptions }> = [];
-  readonly #directories = new Map<string, Directory>();
-  /** Call statistics per service key, made for the first client whose balancer reads them. */
-  readonly #stats = new Map<string, EndpointStatsTable>();
+  /** Per service key: directory, routing, health, statistics, retry budget and rules. */
+  readonly #services = new Map<string, ServiceGovernance>();
+  readonly #shared = new SharedPolicyObjects();
+  /** Runs the outlier sweep of every service. */
+  #sweepTimer: NodeJS.Timeout | undefined;
   readonly #wheel = new TimingWheel();
   readonly #pool: ConnectionPool;
   readonly #startTime = Date.now();
@@ -180,7 +234,7 @@ class FarcallApplication implements Application {
       closedHoldMs: 5000,
     });
     this.#pool.onChange(() => {
-      for (const directory of this.#directories.values()) directory.invalidate();
+      for (const service of this.#services.values()) service.directory.invalidate();
     });
   }
 
@@ -205,47 +259,67 @@ class FarcallApplication implements Application {
       options = (second as ProvideOptions | undefined) ?? {};
     }
     const effective = this.#withGroup(definition);
-    this.#table.add(effective, implementation);
+    this.#table.add(effective, implementation, providerGuards(effective, options));
     this.#provided.push({ definition: effective as ServiceDefinition<unknown>, options });
   }
 
   client<T>(definition: ServiceDefinition<T>, options: ClientOptions = {}): Stub<T> {
     checkLoadBalancer(options.loadBalancer ?? this.#options.loadBalancer, options.hashKey);
-    oneOf("faultTolerance", options.faultTolerance ?? "failover", ["failover", "failfast"], "function");
+    oneOf("faultTolerance", options.faultTolerance ?? "failover", faultToleranceNames, "function");
+    if (options.tag !== undefined && (typeof options.tag !== "string" || !/^[\w.\-]{0,64}$/.test(options.tag))) badOption("tag", "0..64 letters, digits, _ . -");
     if (this.#closing) throw new FarcallError("unavailable", "the application is closed", { sent: false });
     const effective = this.#withGroup(definition);
     const key = `${effective.group}/${effective.name}:${effective.version}`;
-    let directory = this.#directories.get(key);
-    if (directory === undefined) {
-      directory = new Directory({
-        registry: this.registry,
-        service: effective.name,
-        version: effective.version,
-        group: effective.group,
-        application: this.name,
-        usable: (endpoint, now) => this.#pool.usable(endpoint, now),
-        emptyProtection: this.#options.emptyProtection,
-        connected: (endpoint) => this.#pool.connected(endpoint),
-      });
-      this.#directories.set(key, directory);
-    }
-    const loadBalancer = loadBalancerOf(options.loadBalancer ?? this.#options.loadBalancer, { hashKey: options.hashKey });
-    let stats: EndpointStatsTable | undefined;
-    if (loadBalancer.needsStats === true) {
-      stats = this.#stats.get(key);
-      if (stats === undefined) this.#stats.set(key, (stats = new EndpointStatsTable()));
-    }
+    const service = this.#service(key, effective);
+    const o = this.#options;
+    const policyOf = policyResolver(key, new Set(effective.methods.keys()), o, options, service, this.#shared);
+    const tagInterceptor = options.tag === undefined || options.tag === "" ? [] : [withTag(options.tag)];
     return createStub(effective, {
-      directory,
+      directory: service.directory,
       pool: this.#pool,
-      loadBalancer,
-      stats,
-      faultTolerance: faultToleranceOf(options.faultTolerance ?? this.#options.faultTolerance, options.retries ?? this.#options.retries),
-      interceptors: [...(this.#options.interceptors ?? []), ...(options.interceptors ?? [])],
-      attemptInterceptors: [...(this.#options.attemptInterceptors ?? []), ...(options.attemptInterceptors ?? [])],
-      timeoutMs: options.timeoutMs ?? this.#options.timeoutMs,
+      policyOf,
+      routing: service.routing,
+      interceptors: [...tagInterceptor, ...(o.interceptors ?? []), ...(options.interceptors ?? [])],
+      attemptInterceptors: [...(o.attemptInterceptors ?? []), ...(options.attemptInterceptors ?? [])],
       discoveryTimeoutMs: 3000,
     });
+  }
+
+  governance(): GovernanceSnapshot {
+    const now = Date.now();
+    return Object.freeze({ at: now, services: Object.freeze([...this.#services.values()].map((s) => s.snapshot(now))) });
+  }
+
+  #service(key: string, effective: ServiceDefinition<unknown>): ServiceGovernance {
+    let service = this.#services.get(key);
+    if (service !== undefined) return service;
+    const o = this.#options;
+    const outlierDetection = o.outlierDetection === false ? undefined : checkOutlierDetectionOptions(o.outlierDetection, "outlierDetection");
+    service = new ServiceGovernance(this.registry, {
+      registry: this.registry,
+      service: effective.name,
+      version: effective.version,
+      group: effective.group,
+      application: this.name,
+      usable: (endpoint, now) => this.#pool.usable(endpoint, now),
+      emptyProtection: o.emptyProtection,
+      connected: (endpoint) => this.#pool.connected(endpoint),
+      outlierDetection,
+      retryBudget: o.retryBudget === false ? undefined : checkRetryBudgetOptions(o.retryBudget, "retryBudget"),
+      routes: o.routes,
+      tagForce: o.tagForce,
+      context: { application: this.name, host: o.host },
+      connectionState: (endpoint, now) => (this.#pool.usable(endpoint, now) ? "ready" : "unusable"),
+    });
+    this.#services.set(key, service);
+    if (outlierDetection !== undefined && this.#sweepTimer === undefined) {
+      this.#sweepTimer = setInterval(() => {
+        const now = Date.now();
+        for (const s of this.#services.values()) s.sweep(now);
+      }, outlierDetection.intervalMs);
+      this.#sweepTimer.unref();
+    }
+    return service;
   }
 
   async start(): Promise<void> {
@@ -263,6 +337,7 @@ class FarcallApplication implements Application {
       maxBufferedBytes: o.maxBufferedBytes,
       idleTimeoutMs: o.idleTimeoutMs,
       includeStack: o.includeStack,
+      loadShedding: o.loadShedding === true ? {} : (o.loadShedding ?? false),
     });
     this.#server = server;
     const address = await server.listen({ host: o.host, port: o.port });
@@ -312,9 +387,11 @@ class FarcallApplication implements Application {
     await boundedWait(Promise.allSettled(this.#registrations.map((r) => r.unregister())), this.#options.graceMs);
     this.#registrations = [];
     await this.#server?.close(this.#options.graceMs);
-    for (const directory of this.#directories.values()) directory.close();
-    this.#directories.clear();
-    this.#stats.clear();
+    clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+    for (const service of this.#services.values()) service.close();
+    this.#services.clear();
+    this.#shared.close();
     this.#pool.close();
     this.#wheel.stop();
     if (this.#ownsRegistry) await this.registry.close();

@@ -151,7 +151,7 @@ describe("docs/configuration.md", () => {
 
   it("gives every default as written in `defaults`", () => {
     for (const [name, value] of Object.entries(defaults)) {
-      const written = typeof value === "string" ? JSON.stringify(value) : String(value);
+      const written = typeof value === "string" || (typeof value === "object" && value !== null) ? JSON.stringify(value) : String(value);
       assert.equal(ticked(rows.get(name)?.[2])[0], written, `default of ${name}`);
     }
   });

@@ -1,7 +1,7 @@
 import type { System } from "../system.js";
 
 /** Benchmarked systems in table order; loaded lazily so a child only imports its own. */
-export const systemNames = ["raw", "farcall", "http", "grpc"] as const;
+export const systemNames = ["raw", "farcall", "farcall-direct", "farcall-governed", "http", "grpc"] as const;
 export type SystemName = (typeof systemNames)[number];
 
 export function isSystemName(value: string): value is SystemName {
@@ -18,5 +18,9 @@ export async function loadSystem(name: SystemName): Promise<System> {
       return (await import("./http.js")).httpSystem;
     case "farcall":
       return (await import("./farcall.js")).farcallSystem;
+    case "farcall-direct":
+      return (await import("./farcall.js")).farcallDirectSystem;
+    case "farcall-governed":
+      return (await import("./farcall.js")).farcallGovernedSystem;
   }
 }

@@ -1,6 +1,7 @@
 import { type Call, compose, type Interceptor, type Invoke, type MethodRef, type Reply } from "../call/call.js";
 import type { Directory } from "../cluster/directory.js";
-import type { EndpointStats, EndpointStatsTable } from "../cluster/endpoint-stats.js";
+import type { EndpointStatsTable } from "../cluster/endpoint-stats.js";
+import type { AttemptObserver } from "../call/attempt-observer.js";
 import type { ClusterView, FaultTolerance } from "../cluster/fault-tolerance/fault-tolerance.js";
 import type { ClientConnection } from "../protocol/binary/client-connection.js";
 import { addressOf } from "./connection-pool.js";
@@ -12,11 +13,25 @@ import { encodeRoute } from "../protocol/binary/frame-encoder.js";
 import type { Endpoint } from "../registry/endpoint.js";
 import { tickNow } from "../timing/tick-clock.js";
 import { type CallOptions, type Stub, stubFactory } from "./stub.js";
+import type { MethodDefinition } from "../contract/define-service.js";
+import type { MethodHealth } from "../cluster/provider-health.js";
+import type { AdaptiveThrottle } from "../governance/adaptive-throttle.js";
+import type { ConcurrencyLimiter, RateLimiter } from "../governance/limiter.js";
+import { type RouteContext, type Router, routeAll } from "../governance/routing/router.js";
 
-/** Per-service settings of a client, resolved by the application. */
-export interface ServiceClientOptions {
-  readonly directory: Directory;
-  readonly pool: ConnectionPool;
+/** Consumer-side protection of one method (see `guardCall`). */
+export interface CallGuard {
+  readonly rateLimiter?: RateLimiter;
+  readonly concurrency?: ConcurrencyLimiter;
+  readonly throttle?: AdaptiveThrottle;
+}
+
+/**
+ * What one method of a client runs with, resolved by the application from the application's,
+ * client's and method's options: the balancer, the fault-tolerance strategy, provider health
+ * (outlier ejection, circuit breakers) and the consumer-side guard.
+ */
+export interface MethodPolicy {
   readonly loadBalancer: LoadBalancer;
   /**
    * The service's call statistics, when the balancer reads them (`needsStats`): every attempt is
@@ -24,12 +39,32 @@ export interface ServiceClientOptions {
    */
   readonly stats: EndpointStatsTable | undefined;
   readonly faultTolerance: FaultTolerance;
+  /** Outlier ejection and circuit breakers; undefined when both are off. */
+  readonly health: MethodHealth | undefined;
+  /** Consumer-side rate and concurrency limits, run once per call; undefined for none. */
+  readonly guard: CallGuard | undefined;
+  /** Deadline in ms when neither the call nor the definition sets one; 0 for none. */
+  readonly timeoutMs: number;
+}
+
+/** Routers applied before every pick, and what they know of this consumer; replaced when rules change. */
+export interface Routing {
+  readonly routers: readonly Router[];
+  readonly context: RouteContext;
+}
+
+/** Per-service settings of a client, resolved by the application. */
+export interface ServiceClientOptions {
+  readonly directory: Directory;
+  readonly pool: ConnectionPool;
+  /** The policy of one method of the service. */
+  readonly policyOf: (method: MethodDefinition) => MethodPolicy;
+  /** Read on every attempt, so rules pushed through the registry apply to the next call. */
+  readonly routing: { readonly current: Routing };
   /** Run once per call, before the provider is picked (outermost first). */
   readonly interceptors: readonly Interceptor[];
   /** Run once per attempt, after the pick (outermost first). */
   readonly attemptInterceptors: readonly Interceptor[];
-  /** Deadline in ms when neither the call nor the definition sets one; 0 for none. */
-  readonly timeoutMs: number;
   /** How long, in ms, a first call waits for the registry's first list of providers. */
   readonly discoveryTimeoutMs: number;
 }
@@ -58,17 +93,20 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
       idempotent: method.idempotent,
       oneway: method.oneway,
     });
+    const policy = options.policyOf(method);
     const route = encodeRoute(definition.name, definition.version, definition.group, method.name);
-    const attempt = compose(options.attemptInterceptors, (call) => send(call, route, options));
+    const attempt = compose(options.attemptInterceptors, (call) => send(call, route, options, policy));
     const cluster: ClusterView = {
-      endpoints: (call) => candidates(call, options, tickNow()),
+      endpoints: (call) => candidates(call, options, policy, tickNow()),
       pick: (call) => {
         const now = tickNow();
-        return options.loadBalancer.pick(candidates(call, options, now), call, now, options.stats);
+        return policy.loadBalancer.pick(candidates(call, options, policy, now), call, now, policy.stats);
       },
     };
-    const perCall = compose(options.interceptors, (call) => options.faultTolerance(call, attempt, cluster));
-    invokers.set(method.name, { ref, invoke: perCall, timeoutMs: method.timeoutMs ?? options.timeoutMs });
+    const tolerate = (call: Call): Promise<Reply> => policy.faultTolerance(call, attempt, cluster);
+    const guarded = policy.guard === undefined ? tolerate : guardCall(policy.guard, tolerate);
+    const perCall = compose(options.interceptors, guarded);
+    invokers.set(method.name, { ref, invoke: perCall, timeoutMs: method.timeoutMs ?? policy.timeoutMs });
   }
   const build = (callOptions: CallOptions): Stub<T> => {
     if (callOptions.timeoutMs !== undefined && !(callOptions.timeoutMs > 0 && callOptions.timeoutMs <= maxTimeoutMs)) {
@@ -99,29 +137,56 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
   return build({});
 }
 
-/** The endpoints an attempt of `call` may use at `now`: the directory's snapshot minus the tried ones, or just the target. */
-function candidates(call: Call, options: ServiceClientOptions, now: number): readonly Endpoint[] {
-  const endpoints = options.directory.current(now);
+/**
+ * The endpoints an attempt of `call` may use at `now`: the directory's snapshot, routed, without
+ * ejected providers and open breakers, minus the tried ones (or just the target).
+ */
+function candidates(call: Call, options: ServiceClientOptions, policy: MethodPolicy, now: number): readonly Endpoint[] {
+  let endpoints = options.directory.current(now);
+  const routing = options.routing.current;
+  if (routing.routers.length > 0 && endpoints.length > 0) endpoints = routeAll(routing.routers, endpoints, call, routing.context);
+  if (policy.health !== undefined && endpoints.length > 0) endpoints = policy.health.filter(endpoints, now);
   if (call.target !== undefined) return endpoints.filter((e) => addressOf(e) === call.target);
   if (call.tried.length > 0) return endpoints.filter((e) => !call.tried.includes(addressOf(e)));
   return endpoints;
 }
 
-function send(call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
+function send(call: Call, route: Uint8Array, options: ServiceClientOptions, policy: MethodPolicy): Promise<Reply> {
   const now = tickNow();
-  const endpoints = candidates(call, options, now);
-  const stats = options.stats;
-  const endpoint = options.loadBalancer.pick(endpoints, call, now, stats);
+  const endpoints = candidates(call, options, policy, now);
+  const stats = policy.stats;
+  let endpoint = policy.loadBalancer.pick(endpoints, call, now, stats);
   if (endpoint === undefined) {
-    if (!options.directory.received) return sendPicked(call, route, options);
-    return Promise.reject(noProvider(call));
+    if (!options.directory.received) return sendPicked(call, route, options, policy);
+    return Promise.reject(noProvider(call, options, policy, now));
   }
-  // Statistics only when the balancer reads them; a oneway call is never in flight for long.
-  const observer = stats === undefined || call.ref.oneway ? undefined : stats.get(endpoint);
+  const health = policy.health;
+  if (health !== undefined && health.hasBreakers && !health.admit(endpoint, now)) {
+    endpoint = admitOther(endpoints, endpoint, call, policy, now);
+    if (endpoint === undefined) return Promise.reject(circuitOpen(call));
+  }
+  // A oneway call is never in flight for long: no statistics, no breaker feedback.
+  const observer = call.ref.oneway ? undefined : health !== undefined ? health.observer(endpoint) : stats?.get(endpoint);
   const startedAt = observer === undefined ? 0 : observer.started();
   const connection = options.pool.ready(endpoint);
   if (connection !== undefined) return connection.invoke(call, route, observer, startedAt);
   return acquireAndInvoke(endpoint, call, route, options, observer, startedAt);
+}
+
+/**
+ * The picked provider's half-open breaker has no probe left: pick among the others, each at most
+ * once, until one admits the attempt.
+ */
+function admitOther(endpoints: readonly Endpoint[], refused: Endpoint, call: Call, policy: MethodPolicy, now: number): Endpoint | undefined {
+  const health = policy.health as MethodHealth;
+  let rest = endpoints.filter((e) => e !== refused);
+  while (rest.length > 0) {
+    const next = policy.loadBalancer.pick(rest, call, now, policy.stats);
+    if (next === undefined) return undefined;
+    if (health.admit(next, now)) return next;
+    rest = rest.filter((e) => e !== next);
+  }
+  return undefined;
 }
 
 async function acquireAndInvoke(
@@ -129,7 +194,7 @@ async function acquireAndInvoke(
   call: Call,
   route: Uint8Array,
   options: ServiceClientOptions,
-  observer: EndpointStats | undefined,
+  observer: AttemptObserver | undefined,
   startedAt: number,
 ): Promise<Reply> {
   let connection: ClientConnection;
@@ -142,14 +207,10 @@ async function acquireAndInvoke(
   return connection.invoke(call, route, observer, startedAt);
 }
 
-async function sendPicked(call: Call, route: Uint8Array, options: ServiceClientOptions): Promise<Reply> {
+async function sendPicked(call: Call, route: Uint8Array, options: ServiceClientOptions, policy: MethodPolicy): Promise<Reply> {
   await withinCall(options.directory.whenReceived(options.discoveryTimeoutMs), call, "waiting for the registry's first list of providers");
-  const now = Date.now();
-  const stats = options.stats;
-  const endpoint = options.loadBalancer.pick(options.directory.current(now), call, now, stats);
-  if (endpoint === undefined) throw noProvider(call);
-  const observer = stats === undefined || call.ref.oneway ? undefined : stats.get(endpoint);
-  return acquireAndInvoke(endpoint, call, route, options, observer, observer === undefined ? 0 : observer.started());
+  if (!options.directory.received) throw noProvider(call, options, policy, Date.now());
+  return send(call, route, options, policy);
 }
 
 /**
@@ -190,7 +251,77 @@ function withinCall<T>(work: Promise<T>, call: Call, what: string): Promise<T> {
   });
 }
 
-function noProvider(call: Call): FarcallError {
+/**
+ * No provider for this attempt: `circuit_open` when providers exist and every one is behind an
+ * open breaker for this method, otherwise `unavailable` with no reason.
+ */
+function noProvider(call: Call, options: ServiceClientOptions, policy: MethodPolicy, now: number): FarcallError {
+  const health = policy.health;
+  if (health !== undefined && health.hasBreakers) {
+    const routing = options.routing.current;
+    let routed = options.directory.current(now);
+    if (routing.routers.length > 0 && routed.length > 0) routed = routeAll(routing.routers, routed, call, routing.context);
+    const available = routed.filter((e) => !call.tried.includes(addressOf(e)));
+    if (available.length > 0) return circuitOpen(call);
+  }
   const { service, version, group } = call.ref;
   return new FarcallError("unavailable", `no available provider of ${service}:${version}${group ? ` (group ${group})` : ""}`, { sent: false });
+}
+
+function circuitOpen(call: Call): FarcallError {
+  const { service, version, method } = call.ref;
+  return new FarcallError("unavailable", `circuit breaker open for every provider of ${service}:${version}#${method}`, {
+    sent: false,
+    details: { reason: "circuit_open" },
+  });
+}
+
+/**
+ * Consumer-side protection of one method, once per call (not per attempt): the adaptive throttle,
+ * then the rate limit, then the concurrency limit. A refused call fails at once with
+ * `resource_exhausted`, `sent: false` and `details.reason` `throttled`, `rate_limited` or
+ * `concurrency_limited` (never retried: every provider would get the same answer).
+ */
+function guardCall(guard: CallGuard, next: Invoke): Invoke {
+  const { rateLimiter, concurrency, throttle } = guard;
+  return (call) => {
+    const now = tickNow();
+    if (throttle !== undefined && throttle.shouldReject(now, Math.random())) return Promise.reject(refused("throttled", call, "the adaptive throttle refused the call: most recent calls were rejected by the providers"));
+    let delay = 0;
+    if (rateLimiter !== undefined) {
+      delay = rateLimiter.tryAcquire(now);
+      if (delay < 0) return Promise.reject(refused("rate_limited", call, "the consumer's rate limit is reached"));
+    }
+    if (concurrency !== undefined && !concurrency.tryAcquire()) {
+      return Promise.reject(refused("concurrency_limited", call, `${concurrency.limit} calls of this method are already running (maxConcurrent)`));
+    }
+    const run = (): Promise<Reply> => {
+      const result = next(call);
+      const settled = throttle === undefined ? result : result.then(
+        (reply) => {
+          throttle.accepted(tickNow());
+          return reply;
+        },
+        (error: unknown) => {
+          // Any answer from a provider but an overload rejection means it accepted the call.
+          if (error instanceof FarcallError && error.sent && !rejectedByProvider(error)) throttle.accepted(tickNow());
+          throw error;
+        },
+      );
+      if (concurrency === undefined) return settled;
+      return settled.finally(() => concurrency.release());
+    };
+    if (delay === 0) return run();
+    return new Promise<void>((resolve) => setTimeout(resolve, delay)).then(run);
+  };
+}
+
+/** A provider's overload answer: the call was not accepted. */
+function rejectedByProvider(error: FarcallError): boolean {
+  return error.code === "resource_exhausted" && error.sent;
+}
+
+function refused(reason: string, call: Call, message: string): FarcallError {
+  const { service, method } = call.ref;
+  return new FarcallError("resource_exhausted", `${message} (${service}#${method})`, { sent: false, details: { reason } });
 }

@@ -31,6 +31,14 @@ export interface DirectoryOptions {
 export const emptyPushWarningCode = "FARCALL_EMPTY_PUSH";
 
 const empty: readonly Endpoint[] = Object.freeze([]);
+
+/**
+ * Per-address changes an operator pushed (dynamic governance): a new weight, or the provider taken
+ * out of rotation. Keyed by `host:port`.
+ */
+export type ProviderOverrides = ReadonlyMap<string, { readonly weight?: number; readonly disabled?: boolean }>;
+
+const noOverrides: ProviderOverrides = new Map();
 /** How often, in ms, a snapshot that excluded endpoints is recomputed even without a change event. */
 const recheckMs = 200;
 
@@ -59,6 +67,10 @@ export class Directory {
   /** Reports the protection episode in progress once it has held `emptyWarningDelayMs`. */
   #warnTimer: NodeJS.Timeout | undefined;
   #waiters: Array<() => void> = [];
+  #overrides: ProviderOverrides = noOverrides;
+  /** `#all` with the overrides applied (disabled ones removed, weights replaced). */
+  #governed: readonly Endpoint[] = empty;
+  readonly #reweightedCache = new WeakMap<Endpoint, Endpoint>();
 
   constructor(options: DirectoryOptions) {
     this.#options = options;
@@ -81,6 +93,15 @@ export class Directory {
   current(now: number): readonly Endpoint[] {
     if (this.#dirty || (this.#recheckAt !== 0 && now >= this.#recheckAt)) this.#rebuild(now);
     return this.#usable;
+  }
+
+  /**
+   * Applies operator overrides from now on: disabled addresses leave the snapshot, overridden
+   * weights replace the registered ones (warm-up still applies to the new weight).
+   */
+  setOverrides(overrides: ProviderOverrides): void {
+    this.#overrides = overrides.size === 0 ? noOverrides : overrides;
+    this.#dirty = true;
   }
 
   /** Marks the snapshot stale (a connection's state changed). */
@@ -171,8 +192,34 @@ export class Directory {
   #rebuild(now: number): void {
     this.#dirty = false;
     if (this.#protected) this.#dropDisconnected();
-    const usable = this.#all.filter((e) => this.#options.usable(e, now));
-    this.#recheckAt = usable.length < this.#all.length ? now + recheckMs : 0;
-    this.#usable = usable.length === this.#all.length ? this.#all : Object.freeze(usable);
+    const all = this.#applyOverrides();
+    const usable = all.filter((e) => this.#options.usable(e, now));
+    this.#recheckAt = usable.length < all.length ? now + recheckMs : 0;
+    this.#usable = usable.length === all.length ? all : Object.freeze(usable);
+  }
+
+  /** `e` with weight `weight`: the same record as last time for the same pair, so snapshots keep their identity. */
+  #reweighted(e: Endpoint, weight: number): Endpoint {
+    const last = this.#reweightedCache.get(e);
+    if (last !== undefined && last.weight === weight) return last;
+    const next = Object.freeze({ ...e, weight });
+    this.#reweightedCache.set(e, next);
+    return next;
+  }
+
+  /** `#all` under the overrides, rebuilt only when either changed (same identity otherwise). */
+  #applyOverrides(): readonly Endpoint[] {
+    const overrides = this.#overrides;
+    if (overrides.size === 0) return this.#all;
+    const out: Endpoint[] = [];
+    for (const e of this.#all) {
+      const o = overrides.get(`${e.host}:${e.port}`);
+      if (o === undefined) out.push(e);
+      else if (o.disabled !== true) out.push(o.weight === undefined || o.weight === e.weight ? e : this.#reweighted(e, o.weight));
+    }
+    const prev = this.#governed;
+    if (prev.length === out.length && out.every((e, i) => e === prev[i])) return prev;
+    this.#governed = out.length === 0 ? empty : Object.freeze(out);
+    return this.#governed;
   }
 }

@@ -91,7 +91,7 @@ describe("loadSettings", () => {
   });
 
   it("rejects an unknown oneOf value from the file", async () => {
-    const path = await propertiesFile("cluster.faultTolerance=forking\n");
+    const path = await propertiesFile("cluster.faultTolerance=hedging\n");
     assertBadOption(() => loadSettings({ env: {}, configFile: path }), `cluster.faultTolerance (${path})`);
   });
 });

@@ -1,7 +1,14 @@
 import { badOption } from "../errors/farcall-error.js";
 import { loadBalancerNames } from "./load-balancer-of.js";
+import { faultToleranceNames } from "./client-policy.js";
+import { checkOutlierDetectionOptions } from "../cluster/outlier-detector.js";
+import { checkAdaptiveThrottleOptions } from "../governance/adaptive-throttle.js";
+import { checkCircuitBreakerOptions } from "../governance/circuit-breaker.js";
+import { checkRetryBudgetOptions } from "../governance/retry-budget.js";
+import { conditionRouter, type ConditionRuleOptions } from "../governance/routing/condition-router.js";
+import { checkLoadSheddingOptions } from "../server/load-shedder.js";
 
-type Kind = "string" | "integer" | "boolean";
+type Kind = "string" | "integer" | "boolean" | "json";
 
 interface Setting {
   readonly kind: Kind;
@@ -12,6 +19,26 @@ interface Setting {
   readonly min?: number;
   readonly max?: number;
   readonly oneOf?: readonly string[];
+  /** For `json`: validates the parsed value (`true`/`false` included), naming `where` in its error. */
+  readonly check?: (value: unknown, where: string) => unknown;
+}
+
+/** A JSON setting that may also be `false` (off) or, when `allowTrue`, `true` (on with defaults). */
+function jsonOrOff(check: (value: unknown, where: string) => unknown, allowTrue = false): (value: unknown, where: string) => unknown {
+  return (value, where) => {
+    if (value === false || (allowTrue && value === true)) return value;
+    return check(value, where);
+  };
+}
+
+function routesCheck(value: unknown, where: string): unknown {
+  if (!Array.isArray(value)) return badOption(where, "must be a JSON list of condition rules");
+  try {
+    conditionRouter(value as Array<string | ConditionRuleOptions>);
+  } catch (error) {
+    badOption(where, (error as Error).message);
+  }
+  return value;
 }
 
 /**
@@ -28,7 +55,16 @@ export const settings = {
   timeoutMs: { kind: "integer", env: "FARCALL_TIMEOUT_MS", file: "call.timeoutMs", min: 0, max: 2 ** 31 - 1 },
   retries: { kind: "integer", env: "FARCALL_RETRIES", file: "cluster.retries", min: 0, max: 10 },
   loadBalancer: { kind: "string", env: "FARCALL_LOAD_BALANCER", file: "cluster.loadBalancer", oneOf: loadBalancerNames },
-  faultTolerance: { kind: "string", env: "FARCALL_FAULT_TOLERANCE", file: "cluster.faultTolerance", oneOf: ["failover", "failfast"] },
+  faultTolerance: { kind: "string", env: "FARCALL_FAULT_TOLERANCE", file: "cluster.faultTolerance", oneOf: faultToleranceNames },
+  forks: { kind: "integer", env: "FARCALL_FORKS", file: "cluster.forks", min: 1, max: 10 },
+  retryBudget: { kind: "json", env: "FARCALL_RETRY_BUDGET", file: "cluster.retryBudget", check: jsonOrOff(checkRetryBudgetOptions) },
+  outlierDetection: { kind: "json", env: "FARCALL_OUTLIER_DETECTION", file: "cluster.outlierDetection", check: jsonOrOff(checkOutlierDetectionOptions) },
+  circuitBreaker: { kind: "json", env: "FARCALL_CIRCUIT_BREAKER", file: "cluster.circuitBreaker", check: jsonOrOff(checkCircuitBreakerOptions) },
+  adaptiveThrottle: { kind: "json", env: "FARCALL_ADAPTIVE_THROTTLE", file: "cluster.adaptiveThrottle", check: jsonOrOff(checkAdaptiveThrottleOptions, true) },
+  routes: { kind: "json", env: "FARCALL_ROUTES", file: "cluster.routes", check: routesCheck },
+  tagForce: { kind: "boolean", env: "FARCALL_TAG_FORCE", file: "cluster.tagForce" },
+  loadShedding: { kind: "json", env: "FARCALL_LOAD_SHEDDING", file: "server.loadShedding", check: jsonOrOff(checkLoadSheddingOptions, true) },
+  tag: { kind: "string", env: "FARCALL_TAG", file: "provider.tag" },
   serializer: { kind: "string", env: "FARCALL_SERIALIZER", file: "serializer", oneOf: ["msgpack", "json"] },
   graceMs: { kind: "integer", env: "FARCALL_GRACE_MS", file: "shutdown.graceMs", min: 0, max: 3_600_000 },
   heartbeatIntervalMs: { kind: "integer", env: "FARCALL_HEARTBEAT_INTERVAL_MS", file: "connection.heartbeatIntervalMs", min: 0, max: 3_600_000 },
@@ -45,7 +81,7 @@ export const settings = {
 export type SettingName = keyof typeof settings;
 
 /** Settings read from the environment or a file: strings parsed into values. */
-export type SettingValues = { -readonly [K in SettingName]?: string | number | boolean };
+export type SettingValues = { -readonly [K in SettingName]?: unknown };
 
 /**
  * Parses raw strings from one source into typed values, naming the bad key in the error.
@@ -64,8 +100,18 @@ export function readSettings(lookup: (setting: Setting) => string | undefined, s
   return out;
 }
 
-function parseValue(setting: Setting, raw: string, where: string): string | number | boolean {
+function parseValue(setting: Setting, raw: string, where: string): unknown {
   switch (setting.kind) {
+    case "json": {
+      if (raw.length > 65536) badOption(where, "longer than 64 KiB");
+      let value: unknown;
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        return badOption(where, `not JSON (or true/false): ${JSON.stringify(raw.slice(0, 100))}`);
+      }
+      return setting.check === undefined ? value : setting.check(value, where);
+    }
     case "integer": {
       if (!/^-?\d+$/.test(raw)) badOption(where, `not an integer: ${JSON.stringify(raw)}`);
       const n = Number(raw);

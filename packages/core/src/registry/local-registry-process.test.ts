@@ -23,7 +23,23 @@ setInterval(() => {}, 60_000);
 `;
 
 function startProvider(directory: string): ChildProcess {
-  return spawn(process.execPath, ["--input-type=module", "-e", providerScript], {
+  return startChild(directory, providerScript);
+}
+
+/**
+ * A rules process: publishes "from-child" as the rules of "ruled", watches them, and prints every
+ * delivery as one JSON line, until killed.
+ */
+const rulesScript = `
+const { localRegistry } = await import(process.env.FARCALL_MODULE);
+const registry = localRegistry({ ...JSON.parse(process.env.FARCALL_TIMINGS), directory: process.env.FARCALL_DIRECTORY });
+await registry.publishRules("ruled", "from-child");
+registry.watchRules("ruled", (rules) => process.stdout.write(JSON.stringify({ rules: rules ?? null }) + "\\n"));
+setInterval(() => {}, 60_000);
+`;
+
+function startChild(directory: string, script: string): ChildProcess {
+  return spawn(process.execPath, ["--input-type=module", "-e", script], {
     stdio: ["ignore", "pipe", "inherit"],
     env: {
       ...process.env,
@@ -74,6 +90,37 @@ describe("localRegistry across processes", () => {
     } finally {
       await kill(child);
       await watcher.close();
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it("carries governance rules both ways between two processes", async () => {
+    const directory = await mkdtemp(join(tmpdir(), "farcall-local-process-"));
+    const child = startChild(directory, rulesScript);
+    const registry = localRegistry({ ...timings, directory });
+    try {
+      const childSaw: (string | null)[] = [];
+      let pending = "";
+      child.stdout?.on("data", (chunk: Buffer) => {
+        pending += chunk.toString();
+        const lines = pending.split("\n");
+        pending = lines.pop() ?? "";
+        for (const line of lines) childSaw.push((JSON.parse(line) as { rules: string | null }).rules);
+      });
+      let last: string | undefined;
+      registry.watchRules?.("ruled", (rules) => {
+        last = rules;
+      });
+      await until(() => last === "from-child", "the child's rules in this process", 10_000);
+      await until(() => childSaw.at(-1) === "from-child", "the child's own watch", 2000);
+      await registry.publishRules?.("ruled", "from-parent");
+      await until(() => childSaw.at(-1) === "from-parent", "this process's rules in the child", 2000);
+      await registry.publishRules?.("ruled", undefined);
+      await until(() => childSaw.at(-1) === null, "the deletion in the child", 2000);
+      assert.equal(childSaw.filter((r) => r === "from-parent").length, 1, JSON.stringify(childSaw));
+    } finally {
+      await kill(child);
+      await registry.close();
       await rm(directory, { recursive: true, force: true });
     }
   });

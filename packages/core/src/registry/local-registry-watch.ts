@@ -6,39 +6,42 @@ import type { WatchDelivery } from "./watch-delivery.js";
 
 const debug = debuglog("farcall:registry");
 
-/** Options of {@link ServiceWatch}. */
-export interface ServiceWatchOptions {
-  /** The service's directory inside the registry directory. */
+/** Options of {@link DirectoryWatch}. */
+export interface DirectoryWatchOptions {
+  /** The directory to watch; created (0700) when missing. */
   readonly directory: string;
-  readonly service: string;
   readonly pollIntervalMs: number;
-  readonly expireAfterMs: number;
-  /** Resolves when the registry directory is ready; a rejection means "deliver an empty list". */
+  /** Resolves when the registry directory is ready; a rejection fails the scan. */
   readonly prepare: () => Promise<void>;
-  readonly delivery: WatchDelivery;
+  /** Reads what the directory holds now and delivers it; never called twice at once. */
+  readonly scan: () => Promise<void>;
+  /** A scan (or `prepare`) failed with `error` (already logged). */
+  readonly failed: (error: unknown) => void;
 }
 
 /**
- * One `watch` of a local registry: scans the service directory when `fs.watch` reports a change
- * and every `pollIntervalMs` (fs.watch drops events on some systems and file systems), one scan
- * at a time, and hands each result to its {@link WatchDelivery}, which skips unchanged lists.
- * Owns one fs watcher and one unref'd timer; {@link ServiceWatch.stop} releases both.
+ * The loop behind every watch of a local registry: runs `scan` when `fs.watch` reports a change
+ * in `directory` and every `pollIntervalMs` (fs.watch drops events on some systems and file
+ * systems), one scan at a time; a change during a scan runs one more after it. Owns one fs
+ * watcher and one unref'd timer; {@link DirectoryWatch.stop} releases both.
  */
-export class ServiceWatch {
-  readonly #options: ServiceWatchOptions;
-  readonly #cache: EntryCache = new Map();
+export class DirectoryWatch {
+  readonly #options: DirectoryWatchOptions;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #scan: Promise<void> | undefined;
   #again = false;
   #stopped = false;
-  #delivered = false;
 
-  constructor(options: ServiceWatchOptions) {
+  constructor(options: DirectoryWatchOptions) {
     this.#options = options;
   }
 
-  /** Starts the first scan; its result is the first delivery. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Starts the first scan. */
   start(): void {
     this.#kick();
   }
@@ -46,7 +49,6 @@ export class ServiceWatch {
   /** Stops watching; resolves when no scan is running any more. Idempotent; never rejects. */
   stop(): Promise<void> {
     this.#stopped = true;
-    this.#options.delivery.stop();
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#closeWatcher();
@@ -75,7 +77,7 @@ export class ServiceWatch {
   }
 
   async #scanOnce(): Promise<void> {
-    const { directory, service, expireAfterMs, prepare, delivery } = this.#options;
+    const { directory, prepare, scan, failed } = this.#options;
     try {
       await prepare();
       // Watch before reading, so that no change between the read and the watch is missed.
@@ -83,16 +85,11 @@ export class ServiceWatch {
         await mkdir(directory, { recursive: true, mode: 0o700 });
         this.#openWatcher();
       }
-      const endpoints = await scanServiceDirectory({ directory, service, expireAfterMs, cache: this.#cache });
       if (this.#stopped) return;
-      delivery.deliver(endpoints);
-      this.#delivered = true;
+      await scan();
     } catch (error) {
-      // A failed scan keeps the last list; only the first delivery is owed regardless.
       debug("local registry: scan of %s failed: %o", directory, error);
-      if (this.#stopped || this.#delivered) return;
-      delivery.deliver([]);
-      this.#delivered = true;
+      if (!this.#stopped) failed(error);
     }
   }
 
@@ -101,7 +98,7 @@ export class ServiceWatch {
     try {
       const watcher = watchDirectory(this.#options.directory, { persistent: false }, () => this.#kick());
       watcher.on("error", (error) => {
-        // The next poll opens a new watcher; until then polling alone keeps the list fresh.
+        // The next poll opens a new watcher; until then polling alone keeps the watch fresh.
         debug("local registry: fs.watch of %s failed: %o", this.#options.directory, error);
         if (this.#watcher === watcher) this.#closeWatcher();
       });
@@ -116,5 +113,62 @@ export class ServiceWatch {
     const watcher = this.#watcher;
     this.#watcher = undefined;
     watcher?.close();
+  }
+}
+
+/** Options of {@link ServiceWatch}. */
+export interface ServiceWatchOptions {
+  /** The service's directory inside the registry directory. */
+  readonly directory: string;
+  readonly service: string;
+  readonly pollIntervalMs: number;
+  readonly expireAfterMs: number;
+  /** Resolves when the registry directory is ready; a rejection means "deliver an empty list". */
+  readonly prepare: () => Promise<void>;
+  readonly delivery: WatchDelivery;
+}
+
+/**
+ * One `watch` of a local registry: scans the service directory on every turn of its
+ * {@link DirectoryWatch} and hands each result to its {@link WatchDelivery}, which skips
+ * unchanged lists. A failed scan keeps the last list; only the first delivery is owed regardless
+ * (an empty list).
+ */
+export class ServiceWatch {
+  readonly #cache: EntryCache = new Map();
+  readonly #loop: DirectoryWatch;
+  readonly #delivery: WatchDelivery;
+  #delivered = false;
+
+  constructor(options: ServiceWatchOptions) {
+    const { directory, service, expireAfterMs, delivery } = options;
+    this.#delivery = delivery;
+    this.#loop = new DirectoryWatch({
+      directory,
+      pollIntervalMs: options.pollIntervalMs,
+      prepare: options.prepare,
+      scan: async () => {
+        const endpoints = await scanServiceDirectory({ directory, service, expireAfterMs, cache: this.#cache });
+        if (this.#loop.stopped) return;
+        delivery.deliver(endpoints);
+        this.#delivered = true;
+      },
+      failed: () => {
+        if (this.#delivered) return;
+        delivery.deliver([]);
+        this.#delivered = true;
+      },
+    });
+  }
+
+  /** Starts the first scan; its result is the first delivery. */
+  start(): void {
+    this.#loop.start();
+  }
+
+  /** Stops watching; resolves when no scan is running any more. Idempotent; never rejects. */
+  stop(): Promise<void> {
+    this.#delivery.stop();
+    return this.#loop.stop();
   }
 }

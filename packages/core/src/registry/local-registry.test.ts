@@ -7,7 +7,9 @@ import { describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { FarcallError } from "../errors/farcall-error.js";
 import type { Endpoint } from "./endpoint.js";
+import { maxGovernanceRulesBytes, parseGovernanceRules } from "./governance-rules.js";
 import { currentHost, serviceDirectoryName, writeFileAtomically } from "./local-registry-entries.js";
+import { rulesDirectory, rulesFile } from "./local-registry-rules.js";
 import { type LocalRegistryOptions, localRegistry } from "./local-registry.js";
 import type { Registry } from "./registry.js";
 import { sampleEndpoint } from "./sample-endpoint.js";
@@ -241,4 +243,116 @@ describe("localRegistry files", () => {
       );
     }
   });
+});
+
+/** Watches the rules of `service`; returns every delivery so far. */
+function watchRules(registry: Registry, service: string): (string | undefined)[] {
+  const seen: (string | undefined)[] = [];
+  registry.watchRules?.(service, (rules) => seen.push(rules));
+  return seen;
+}
+
+describe("localRegistry governance rules", () => {
+  it("stores one file per service under .rules (0700, files 0600), replaced atomically, deleted by undefined", () =>
+    withDirectory(async (directory) => {
+      const registry = localRegistry({ ...fast, directory });
+      const names = ["s", "..", "a/../../b", "x".repeat(256)];
+      for (const [i, name] of names.entries()) await registry.publishRules?.(name, `{"n":${i}}`);
+      assert.deepEqual((await readdir(directory)).sort(), [".rules"], "no service directory for rules");
+      assert.equal((await stat(rulesDirectory(directory))).mode & 0o777, 0o700);
+      const files = await readdir(rulesDirectory(directory));
+      assert.equal(files.length, names.length);
+      for (const file of files) assert.ok(file.endsWith(".json") && !file.startsWith(".") && file.length <= 125, file);
+      for (const [i, name] of names.entries()) {
+        const path = rulesFile(directory, name);
+        assert.equal(await readFile(path, "utf8"), `{"n":${i}}`);
+        assert.equal((await stat(path)).mode & 0o777, 0o600);
+      }
+      await registry.publishRules?.("s", undefined);
+      await registry.publishRules?.("s", undefined);
+      assert.equal(await exists(rulesFile(directory, "s")), false);
+      await registry.close();
+      assert.equal(await exists(rulesFile(directory, "..")), true, "rules outlive close()");
+    }));
+
+  it("lands the writes of one instance in call order", () =>
+    withDirectory(async (directory) => {
+      const registry = localRegistry({ ...fast, directory });
+      const publish = registry.publishRules?.bind(registry);
+      assert.ok(publish !== undefined);
+      const writes = Array.from({ length: 20 }, (_, i) => publish("s", i % 7 === 6 ? undefined : `{"n":${i}}`));
+      await Promise.all(writes);
+      assert.equal(await readFile(rulesFile(directory, "s"), "utf8"), '{"n":19}');
+      assert.deepEqual(await readdir(rulesDirectory(directory)), [rulesFile(directory, "s").slice(rulesDirectory(directory).length + 1)], "no temp file left");
+      await registry.close();
+    }));
+
+  it("delivers a hand-written file, and reads junk as untrusted: empty, oversized, symlink, FIFO, directory", () =>
+    withDirectory(async (directory) => {
+      const registry = localRegistry({ ...fast, directory });
+      const path = rulesFile(directory, "s");
+      await mkdir(rulesDirectory(directory), { recursive: true });
+      await writeFile(path, '{"tagForce":true}');
+      const seen = watchRules(registry, "s");
+      await until(() => seen.at(-1) === '{"tagForce":true}', "the hand-written rules");
+      // Edited in place, same size: a new mtime is a change.
+      await delay(20);
+      await writeFile(path, '{"tagForce":null}');
+      await until(() => seen.at(-1) === '{"tagForce":null}', "the rules edited in place");
+      await writeFile(path, "");
+      await until(() => seen.at(-1) === undefined, "an empty file as no rules");
+      // Oversized: cut after the limit + 1 bytes, so the parser rejects it as too large.
+      await writeFile(path, `{"comment":"${"é".repeat(60_000)}"}`);
+      await until(() => seen.at(-1) !== undefined, "the oversized text");
+      const cut = seen.at(-1) ?? "";
+      assert.ok(Buffer.byteLength(cut) > maxGovernanceRulesBytes && Buffer.byteLength(cut) <= maxGovernanceRulesBytes + 3, `${Buffer.byteLength(cut)} bytes`);
+      assert.throws(() => parseGovernanceRules(cut), (error: unknown) => error instanceof FarcallError && error.reason === "bad_rules");
+      await rm(path);
+      await until(() => seen.at(-1) === undefined, "deletion by hand");
+      const target = join(directory, "elsewhere.json");
+      await writeFile(target, '{"routes":[]}');
+      await symlink(target, path);
+      await delay(4 * fast.pollIntervalMs!);
+      assert.equal(seen.at(-1), undefined, "a symlink is not followed");
+      await rm(path);
+      if (spawnSync("mkfifo", [path]).status === 0) {
+        await delay(4 * fast.pollIntervalMs!);
+        assert.equal(seen.at(-1), undefined, "a FIFO is no rules, and does not block");
+        await rm(path);
+      }
+      await mkdir(path);
+      await delay(4 * fast.pollIntervalMs!);
+      assert.equal(seen.at(-1), undefined, "a directory is no rules");
+      await rm(path, { recursive: true });
+      await writeFile(path, '{"version":1}');
+      await until(() => seen.at(-1) === '{"version":1}', "rules after the junk");
+      for (let i = 1; i < seen.length; i++) assert.notEqual(seen[i], seen[i - 1], "an equal text delivered twice in a row");
+      await registry.close();
+    }));
+
+  it("sees another instance's change by polling alone, and delivers undefined first when the directory is unusable", () =>
+    withDirectory(async (directory) => {
+      const publisher = localRegistry({ ...fast, directory });
+      const consumer = localRegistry({ ...fast, directory });
+      await publisher.publishRules?.("s", "{}");
+      const seen = watchRules(consumer, "s");
+      await until(() => seen.at(-1) === "{}", "the other instance's rules");
+      // Replace the rules directory: the consumer's fs watcher now watches a deleted directory.
+      await rm(rulesDirectory(directory), { recursive: true });
+      await mkdir(rulesDirectory(directory), { mode: 0o700 });
+      await publisher.publishRules?.("s", '{"tagForce":false}');
+      await until(() => seen.at(-1) === '{"tagForce":false}', "a change seen by the poll");
+      await Promise.all([publisher.close(), consumer.close()]);
+      const file = join(directory, "file");
+      await writeFile(file, "");
+      const broken = localRegistry({ ...fast, directory: file });
+      const none = watchRules(broken, "s");
+      await until(() => none.length > 0, "the first delivery of a broken directory");
+      assert.deepEqual(none, [undefined]);
+      await assert.rejects(broken.publishRules?.("s", "{}") ?? Promise.resolve(), (error: unknown) => {
+        assert.ok(error instanceof FarcallError);
+        return error.code === "permission_denied" || error.code === "internal";
+      });
+      await broken.close();
+    }));
 });

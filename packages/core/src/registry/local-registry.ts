@@ -6,6 +6,7 @@ import { debuglog } from "node:util";
 import { badOption, FarcallError } from "../errors/farcall-error.js";
 import type { Endpoint } from "./endpoint.js";
 import { checkEndpoint, registryClosedError } from "./check-endpoint.js";
+import { checkRulesToPublish } from "./governance-rules.js";
 import {
   currentHost,
   type EntryFile,
@@ -16,6 +17,7 @@ import {
   serviceDirectoryName,
   writeFileAtomically,
 } from "./local-registry-entries.js";
+import { RulesWatch, writeRules } from "./local-registry-rules.js";
 import { ServiceWatch } from "./local-registry-watch.js";
 import type { Registration, Registry, Unwatch } from "./registry.js";
 import { WatchDelivery } from "./watch-delivery.js";
@@ -86,17 +88,24 @@ interface LocalEntry {
  * (`kill -9` disappears within about `pollIntervalMs`). Watches use fs.watch for fast notice plus
  * a poll every `pollIntervalMs`. File content is untrusted: size-capped, parsed defensively,
  * junk ignored. Timers and fs watchers are unref'd: the registry never keeps a process alive.
+ * Governance rules are one file per service under `<directory>/.rules/`, replaced atomically,
+ * watched like the service directories (fs.watch plus a poll every `pollIntervalMs`), read as
+ * untrusted (at most 65537 bytes, no symlink, no FIFO); `publishRules` calls of one instance for
+ * one service land in call order. Rules outlive the process that published them.
  * `close()` deletes this instance's entries, stops every watch and waits for pending file I/O.
  * @throws FarcallError `invalid_argument`, reason `bad_option`, for invalid options.
  * `register` rejects with `invalid_argument` (`bad_endpoint`), `permission_denied`
  * (`unsafe_directory`: the directory is not this user's), `unavailable` (`registry_closed`), or
- * `internal` for a file-system failure.
+ * `internal` for a file-system failure; `publishRules` likewise, with `invalid_argument`
+ * (`bad_rules`) for a bad service name or text.
  */
 export function localRegistry(options: LocalRegistryOptions = {}): Registry {
   const resolved = resolveOptions(options);
   const instance = randomBytes(6).toString("hex");
   const entries = new Set<LocalEntry>();
-  const watches = new Set<ServiceWatch>();
+  const watches = new Set<ServiceWatch | RulesWatch>();
+  /** service → the last rules write of this instance, so that writes land in call order. */
+  const rulesWrites = new Map<string, Promise<void>>();
   const tasks = new Set<Promise<unknown>>();
   let sequence = 0;
   let prepared: Promise<void> | undefined;
@@ -209,6 +218,44 @@ export function localRegistry(options: LocalRegistryOptions = {}): Registry {
     };
   }
 
+  async function writeRulesNow(service: string, rules: string | undefined): Promise<void> {
+    if (closing !== undefined) throw registryClosedError("local");
+    try {
+      await prepare();
+      await writeRules(resolved.directory, service, rules);
+    } catch (error) {
+      if (error instanceof FarcallError) throw error;
+      throw new FarcallError("internal", `local registry: cannot write the rules of ${service}`, { cause: error, sent: false });
+    }
+  }
+
+  function publishRules(service: string, rules: string | undefined): Promise<void> {
+    try {
+      checkRulesToPublish(service, rules);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (closing !== undefined) return Promise.reject(registryClosedError("local"));
+    const previous = rulesWrites.get(service) ?? Promise.resolve();
+    const write = previous.catch(() => undefined).then(() => writeRulesNow(service, rules));
+    rulesWrites.set(service, write);
+    const forget = (): void => {
+      if (rulesWrites.get(service) === write) rulesWrites.delete(service);
+    };
+    write.then(forget, forget);
+    return track(write);
+  }
+
+  function watchRules(service: string, onChange: (rules: string | undefined) => void): Unwatch {
+    if (closing !== undefined) return () => {};
+    const rulesWatch = new RulesWatch({ directory: resolved.directory, service, pollIntervalMs: resolved.pollIntervalMs, prepare, onChange });
+    watches.add(rulesWatch);
+    rulesWatch.start();
+    return () => {
+      if (watches.delete(rulesWatch)) void track(rulesWatch.stop());
+    };
+  }
+
   async function closeAll(): Promise<void> {
     clearInterval(heartbeat);
     const stopped = [...watches].map((w) => w.stop());
@@ -225,6 +272,8 @@ export function localRegistry(options: LocalRegistryOptions = {}): Registry {
     // Tracked as a whole, so that close() waits for a registration in flight to undo itself.
     register: (endpoint) => track(registerNow(endpoint)),
     watch,
+    publishRules,
+    watchRules,
     close: () => (closing ??= closeAll()),
   };
 }

@@ -48,7 +48,27 @@ describe("memoryRegistry", () => {
     await Promise.all([provider.close(), consumer.close()]);
   });
 
+  it("keeps governance rules in the store, past the publisher's close, coalescing one tick's changes", async () => {
+    const store = createMemoryRegistryStore();
+    const publisher = memoryRegistry({ store });
+    const consumer = memoryRegistry({ store });
+    const seen: (string | undefined)[] = [];
+    const unwatch = consumer.watchRules?.("s", (rules) => seen.push(rules));
+    assert.deepEqual(seen, [], "never synchronous");
+    await tick();
+    await Promise.all([publisher.publishRules?.("s", "one"), publisher.publishRules?.("s", "two")]);
+    await tick();
+    assert.deepEqual(seen, [undefined, "two"]);
+    await publisher.close();
+    assert.equal(store.rules("s"), "two");
+    await consumer.publishRules?.("s", undefined);
+    await tick();
+    assert.deepEqual(seen, [undefined, "two", undefined]);
+    unwatch?.();
+    await consumer.close();
+  });
+
   it("rejects a store it did not make", () => {
-    assert.throws(() => memoryRegistry({ store: { endpoints: () => [], services: () => [] } }), TypeError);
+    assert.throws(() => memoryRegistry({ store: { endpoints: () => [], services: () => [], rules: () => undefined } }), TypeError);
   });
 });

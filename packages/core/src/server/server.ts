@@ -3,8 +3,9 @@ import { type Frame, FrameFlags, type ReceivedFrame } from "../protocol/binary/f
 import { decodeMetadata } from "../protocol/binary/payload.js";
 import { ServerConnection } from "../protocol/binary/server-connection.js";
 import type { Serializer } from "../serialization/serializer.js";
-import { TimingWheel } from "../timing/timing-wheel.js";
+import { type TimerEntry, TimingWheel } from "../timing/timing-wheel.js";
 import type { Address, Link, Listener, Transport } from "../transport/transport.js";
+import { type EventLoopDelayMeter, eventLoopDelayMeter, LoadShedder, type LoadSheddingOptions, type ResolvedLoadShedding, resolveLoadShedding } from "./load-shedder.js";
 import { ServerCallContext } from "./server-call-context.js";
 import { toWireError } from "./to-wire-error.js";
 import type { ServiceTable, Target } from "./service-table.js";
@@ -46,6 +47,16 @@ export interface ServerOptions {
    * beyond it get no pong. Default 20, enough for a consumer heartbeating every 50 ms.
    */
   readonly maxPingsPerSecond?: number;
+  /**
+   * Server-wide load shedding, checked on the request's header after the per-connection cap and
+   * before the method's own guards (see {@link LoadSheddingOptions}): a request refused is answered
+   * `resource_exhausted` with `details` `{ reason: "overloaded", retryAfterMs }` without its body
+   * being decoded (a oneway one is dropped). With an object, event-loop-delay admission is on (an
+   * unref'd timer every `intervalMs` and a `monitorEventLoopDelay` histogram, both owned by the
+   * server from `listen` to `close`). Default `false`: off.
+   * @see LoadShedder
+   */
+  readonly loadShedding?: LoadSheddingOptions | false;
 }
 
 /** A snapshot of a {@link Server}'s load. */
@@ -56,13 +67,54 @@ export interface ServerStats {
   readonly inFlight: number;
   /** Reply bytes written by the server and not yet taken by the kernel, summed over connections. */
   readonly bufferedBytes: number;
+  /** Calls admitted by a leaky bucket and waiting for their turn (counted in `inFlight` too). */
+  readonly delayed: number;
+  /** Probability, in [0.05, 1], with which load shedding admits a request now; 1 when it is off. */
+  readonly admissionProbability: number;
+  /** Requests answered `overloaded` (server-wide cap or admission probability) since the server was built. */
+  readonly shedCount: number;
 }
+
+/** `details.reason` of a `resource_exhausted` reply from provider-side protection. */
+export type ProtectionReason = "concurrency_limited" | "rate_limited" | "overloaded";
 
 export const defaultMaxBufferedBytes = 8 * 1024 * 1024;
 export const defaultMaxConcurrentCallsPerConnection = 1024;
 export const defaultMaxPingsPerSecond = 20;
 
 const emptyMetadata: Metadata = Object.freeze({});
+const concurrencyLimited = Object.freeze({ reason: "concurrency_limited", retryAfterMs: 0 });
+const rateLimited = Object.freeze({ reason: "rate_limited", retryAfterMs: 0 });
+const overloadedNow = Object.freeze({ reason: "overloaded", retryAfterMs: 0 });
+
+/** Why a request is refused before it runs: the error replied and its code's details. */
+function refusal(message: string, details: Readonly<Record<string, unknown>>): FarcallError {
+  return new FarcallError("resource_exhausted", message, { details });
+}
+
+/**
+ * A call admitted by a leaky bucket, waiting in the server's wheel until its turn (`deadline` here
+ * is the turn, not the call's deadline). Decoded already: a frame's bytes are only valid during
+ * the request handler.
+ */
+class DelayedCall implements TimerEntry {
+  wheelSlot = -1;
+  wheelNext: TimerEntry | undefined = undefined;
+  wheelPrev: TimerEntry | undefined = undefined;
+  constructor(
+    readonly deadline: number,
+    readonly run: (call: DelayedCall) => void,
+    readonly context: ServerCallContext,
+    readonly target: Target,
+    readonly args: unknown[],
+    readonly id: number,
+    readonly oneway: boolean,
+    readonly serializer: Serializer,
+  ) {}
+  expire(): void {
+    this.run(this);
+  }
+}
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   const resolved = value ?? fallback;
@@ -76,6 +128,14 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * body), runs the implementation with the call context first and replies. The reply path never
  * throws: whatever an implementation returns, throws or settles its thenable with gets exactly one
  * reply.
+ *
+ * Protection, all on the header, before the body is decoded, in this order; each refusal is
+ * `resource_exhausted` (a oneway request is dropped instead): the per-connection cap; server-wide
+ * load shedding (`details.reason` `"overloaded"`); the method's concurrency limit
+ * (`"concurrency_limited"`) and rate limiter (`"rate_limited"`), see `MethodGuard`. A call a
+ * leaky bucket delays waits in the server's timing wheel, counted in flight; one whose deadline
+ * falls before its turn is answered `deadline_exceeded` without running; on `close` waiting calls
+ * run when their turn comes within the grace period, and the rest are answered `unavailable`.
  */
 export class Server {
   readonly #options: ServerOptions;
@@ -91,13 +151,36 @@ export class Server {
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
   #inFlight = 0;
+  readonly #delayed = new Set<DelayedCall>();
+  readonly #runDelayed = (call: DelayedCall): void => this.#onTurn(call);
+  readonly #shedding: ResolvedLoadShedding | undefined;
+  readonly #shedder: LoadShedder | undefined;
+  /** Details of a request shed by probability: retry after one measurement interval. */
+  readonly #shedDetails: Readonly<Record<string, unknown>> | undefined;
+  #meter: EventLoopDelayMeter | undefined;
+  /** Requests refused by the server-wide cap (the shedder counts its own). */
+  #overCap = 0;
 
-  /** @throws FarcallError `invalid_argument` (reason `bad_option`) for a limit that is not a positive integer. */
+  /**
+   * @throws FarcallError `invalid_argument` (reason `bad_option`) for a limit that is not a positive
+   *   integer, or load-shedding options out of range (see {@link resolveLoadShedding}).
+   */
   constructor(options: ServerOptions) {
     this.#options = options;
     this.#maxBufferedBytes = positiveInteger("maxBufferedBytes", options.maxBufferedBytes, defaultMaxBufferedBytes);
     this.#maxConcurrentCalls = positiveInteger("maxConcurrentCallsPerConnection", options.maxConcurrentCallsPerConnection, defaultMaxConcurrentCallsPerConnection);
     this.#maxPingsPerSecond = positiveInteger("maxPingsPerSecond", options.maxPingsPerSecond, defaultMaxPingsPerSecond);
+    if (options.loadShedding !== undefined && options.loadShedding !== false) {
+      const shedding = resolveLoadShedding(options.loadShedding);
+      this.#shedding = shedding;
+      this.#shedDetails = Object.freeze({ reason: "overloaded", retryAfterMs: shedding.intervalMs });
+      this.#shedder = new LoadShedder({
+        targetDelayMs: shedding.targetDelayMs,
+        intervalMs: shedding.intervalMs,
+        measureDelayMs: () => this.#meter?.measureDelayMs() ?? 0,
+        random: shedding.random,
+      });
+    }
   }
 
   /** Bound address once listening. */
@@ -112,11 +195,19 @@ export class Server {
     return this.#connections.size;
   }
 
-  /** Open connections, running calls and unsent reply bytes, read now. */
+  /** Open connections, running calls, unsent reply bytes and load-shedding state, read now. */
   stats(): ServerStats {
     let bufferedBytes = 0;
     for (const connection of this.#connections) bufferedBytes += connection.bufferedBytes;
-    return { connections: this.#connections.size, inFlight: this.#inFlight, bufferedBytes };
+    const shedder = this.#shedder;
+    return {
+      connections: this.#connections.size,
+      inFlight: this.#inFlight,
+      bufferedBytes,
+      delayed: this.#delayed.size,
+      admissionProbability: shedder?.admissionProbability ?? 1,
+      shedCount: this.#overCap + (shedder?.shedCount ?? 0),
+    };
   }
 
   /** Starts listening. @throws FarcallError `unavailable` when the address cannot be bound. */
@@ -127,6 +218,10 @@ export class Server {
       this.#idleTimer = setInterval(() => this.#closeIdle(idle), Math.max(100, idle / 4));
       this.#idleTimer.unref();
     }
+    if (this.#shedder !== undefined && !this.#draining && this.#meter === undefined) {
+      this.#meter = eventLoopDelayMeter();
+      this.#shedder.start();
+    }
     return this.#listener.address;
   }
 
@@ -135,9 +230,11 @@ export class Server {
    * consumer has closed its connection (a consumer closes once its calls on it have settled) and
    * every running call has finished, or until `graceMs` passes. Requests that cross the `closing`
    * frame on the wire are still served, and so is a link the transport hands over late (it gets
-   * `closing` at once and counts like the others). Whatever remains at the deadline is closed
-   * (running calls' signals abort). Idempotent: later calls return the first call's promise (and
-   * their `graceMs` is ignored).
+   * `closing` at once and counts like the others). Calls waiting for their leaky bucket turn count
+   * as running: they run when their turn comes. Whatever remains at the deadline is closed (running
+   * calls' signals abort; waiting calls are answered `unavailable` without running, and their
+   * permits released). The load-shedding timer and meter stop. Idempotent: later calls return the
+   * first call's promise (and their `graceMs` is ignored).
    */
   close(graceMs: number): Promise<void> {
     this.#closing ??= this.#close(graceMs);
@@ -159,6 +256,14 @@ export class Server {
     }
     this.#drained = undefined;
     this.#closed = true;
+    // Answered before the connections close, so the reply is flushed with their last write.
+    for (const call of this.#delayed) {
+      this.#wheel.remove(call);
+      this.#finish(call.context, call.target, call.id, call.oneway, call.serializer, new FarcallError("unavailable", "the provider closed before the call's turn came"), true);
+    }
+    this.#delayed.clear();
+    this.#shedder?.stop();
+    this.#meter?.close();
     for (const connection of this.#connections) connection.close();
     this.#connections.clear();
     if (this.#idleTimer !== undefined) clearInterval(this.#idleTimer);
@@ -230,6 +335,26 @@ export class Server {
       }
       return;
     }
+    if (this.#shedding !== undefined && !this.#admit(id, oneway, serializer, connection, this.#shedding)) return;
+    // The call's deadline and the limiters' `now`: when the chunk holding the request was read (one clock read per chunk).
+    const readAt = connection.lastReadAt;
+    const guard = target.guard;
+    let delayMs = 0;
+    if (guard !== undefined) {
+      const concurrency = guard.concurrency;
+      if (concurrency !== undefined && !concurrency.tryAcquire()) {
+        if (!oneway) connection.respondError(id, serializer, refusal(`${target.method.name}: ${concurrency.limit} calls are already running (concurrency limit)`, concurrencyLimited));
+        return;
+      }
+      if (guard.rateLimiter !== undefined) {
+        delayMs = guard.rateLimiter.tryAcquire(readAt);
+        if (delayMs < 0) {
+          concurrency?.release();
+          if (!oneway) connection.respondError(id, serializer, refusal(`${target.method.name}: rate limit exceeded`, rateLimited));
+          return;
+        }
+      }
+    }
     let args: unknown[];
     let metadata: Metadata;
     try {
@@ -239,16 +364,64 @@ export class Server {
       args = decoded;
       metadata = bodyStart > metadataStart ? decodeMetadata(serializer, source, metadataStart, bodyStart) : emptyMetadata;
     } catch (error) {
+      guard?.concurrency?.release();
       if (!oneway) connection.respondError(id, serializer, FarcallError.from(error, "invalid_argument"));
       return;
     }
-    // Measured from when the chunk holding the request was read (one clock read per chunk).
-    const deadline = frame.timeoutMs > 0 ? connection.lastReadAt + frame.timeoutMs : Infinity;
+    const deadline = frame.timeoutMs > 0 ? readAt + frame.timeoutMs : Infinity;
     const context = new ServerCallContext(target.definition.name, target.method.name, metadata, deadline, connection, this.#wheel);
     // The context goes first: whatever the consumer sends lands after it, never in its place.
     args.unshift(context);
     this.#inFlight++;
     connection.callStarted();
+    if (delayMs > 0) {
+      const turn = readAt + delayMs;
+      if (deadline <= turn) {
+        this.#finish(context, target, id, oneway, serializer, new FarcallError("deadline_exceeded", `the call's deadline comes before its turn in the rate limiter (${delayMs} ms away)`), true);
+        return;
+      }
+      const call = new DelayedCall(turn, this.#runDelayed, context, target, args, id, oneway, serializer);
+      this.#delayed.add(call);
+      this.#wheel.add(call);
+      return;
+    }
+    this.#run(context, target, args, id, oneway, serializer);
+  }
+
+  /**
+   * Server-wide load shedding: the cap on calls running, then the admission probability. Answers
+   * (unless oneway) and returns false when the request is refused.
+   */
+  #admit(id: number, oneway: boolean, serializer: Serializer, connection: ServerConnection, shedding: ResolvedLoadShedding): boolean {
+    if (this.#inFlight >= shedding.maxConcurrentCalls) {
+      this.#overCap++;
+      if (!oneway) connection.respondError(id, serializer, refusal(`${this.#inFlight} calls are already running on this provider (loadShedding.maxConcurrentCalls ${shedding.maxConcurrentCalls})`, overloadedNow));
+      return false;
+    }
+    const shedder = this.#shedder as LoadShedder;
+    if (shedder.admit()) return true;
+    if (!oneway) {
+      const message = `the provider is overloaded (admitting ${Math.round(shedder.admissionProbability * 100)}% of requests)`;
+      connection.respondError(id, serializer, refusal(message, this.#shedDetails as Readonly<Record<string, unknown>>));
+    }
+    return false;
+  }
+
+  /** A delayed call's turn: run it, unless its deadline passed or its consumer left meanwhile. */
+  #onTurn(call: DelayedCall): void {
+    if (!this.#delayed.delete(call)) return;
+    const { context, target, id, oneway, serializer } = call;
+    if (Date.now() >= context.deadline) {
+      this.#finish(context, target, id, oneway, serializer, new FarcallError("deadline_exceeded", "the call's deadline passed while it waited for its turn in the rate limiter"), true);
+    } else if (!oneway && context.connection.closed) {
+      this.#finish(context, target, id, oneway, serializer, new FarcallError("canceled", "the consumer's connection closed"), true);
+    } else {
+      this.#run(context, target, call.args, id, oneway, serializer);
+    }
+  }
+
+  /** Runs an admitted call (counted in flight, `args` starting with its context) and replies once it settles. */
+  #run(context: ServerCallContext, target: Target, args: unknown[], id: number, oneway: boolean, serializer: Serializer): void {
     let result: unknown;
     let then: unknown;
     try {
@@ -256,21 +429,21 @@ export class Server {
       // Reading `then` may run a getter: it is part of the implementation's outcome.
       if ((typeof result === "object" && result !== null) || typeof result === "function") then = (result as { then?: unknown }).then;
     } catch (error) {
-      this.#finish(connection, context, id, oneway, serializer, error, true);
+      this.#finish(context, target, id, oneway, serializer, error, true);
       return;
     }
     if (typeof then !== "function") {
-      this.#finish(connection, context, id, oneway, serializer, result, false);
+      this.#finish(context, target, id, oneway, serializer, result, false);
       return;
     }
     // A thenable may call both callbacks, call them twice, or throw: `Promise.resolve` settles once.
     try {
       Promise.resolve(result).then(
-        (value) => this.#finish(connection, context, id, oneway, serializer, value, false),
-        (error: unknown) => this.#finish(connection, context, id, oneway, serializer, error, true),
+        (value) => this.#finish(context, target, id, oneway, serializer, value, false),
+        (error: unknown) => this.#finish(context, target, id, oneway, serializer, error, true),
       );
     } catch (error) {
-      this.#finish(connection, context, id, oneway, serializer, error, true);
+      this.#finish(context, target, id, oneway, serializer, error, true);
     }
   }
 
@@ -294,12 +467,13 @@ export class Server {
   }
 
   /**
-   * Replies (unless oneway) and updates the counters, exactly once per call (`context.settled`
-   * guards against a second outcome). Never throws.
+   * Replies (unless oneway), releases the method's concurrency permit and updates the counters,
+   * exactly once per call (`context.settled` guards against a second outcome). Never throws.
    */
-  #finish(connection: ServerConnection, context: ServerCallContext, id: number, oneway: boolean, serializer: Serializer, outcome: unknown, failed: boolean): void {
+  #finish(context: ServerCallContext, target: Target, id: number, oneway: boolean, serializer: Serializer, outcome: unknown, failed: boolean): void {
     if (context.settled) return;
     context.release();
+    const connection = context.connection;
     try {
       if (!oneway) {
         if (failed) connection.respondError(id, serializer, toWireError(outcome));
@@ -308,6 +482,7 @@ export class Server {
     } catch {
       // respond and respondError already turn every failure into an error reply; nothing is left to send.
     } finally {
+      target.guard?.concurrency?.release();
       connection.callFinished();
       if (--this.#inFlight === 0) this.#checkDrained();
     }
