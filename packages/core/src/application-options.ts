@@ -7,6 +7,7 @@ import type { RateLimitOptions } from "./governance/limiter.js";
 import type { RetryBudgetOptions } from "./governance/retry-budget.js";
 import type { ConditionRuleOptions } from "./governance/routing/condition-router.js";
 import type { LoadSheddingOptions } from "./server/load-shedder.js";
+import type { LoadReportOptions } from "./server/load-reporter.js";
 import type { FaultTolerance } from "./cluster/fault-tolerance/fault-tolerance.js";
 import type { HashKey } from "./cluster/load-balancers/consistent-hash.js";
 import type { LoadBalancer } from "./cluster/load-balancers/load-balancer.js";
@@ -115,6 +116,14 @@ export interface ApplicationOptions {
    * (`false`); `true` for the defaults (docs/governance.md, "Protection").
    */
   readonly loadShedding?: LoadSheddingOptions | boolean;
+  /**
+   * Load reports this application's providers send their consumers (reply metadata
+   * `farcall-load`: event-loop utilisation and heap use, at most one reply per connection per
+   * second), which the `adaptive` and `shortestResponse` balancers multiply into a provider's cost
+   * (docs/governance.md, "Provider-reported load"). Default `true`; `false` sends none; an object
+   * sets `intervalMs` (1000) or a custom `sample()`.
+   */
+  readonly loadReport?: LoadReportOptions | boolean;
   /** `"msgpack"` (default) or `"json"`, or a `Serializer`: what this application's requests use. */
   readonly serializer?: "msgpack" | "json" | Serializer;
   /** Time in ms a provider's shutdown waits for running calls. Default 10000. */
@@ -269,6 +278,7 @@ export const defaults = Object.freeze({
   routes: [] as readonly (string | ConditionRuleOptions)[],
   tagForce: false,
   loadShedding: false as LoadSheddingOptions | boolean,
+  loadReport: true as LoadReportOptions | boolean,
 });
 
 export type { FaultToleranceName, MethodGovernanceOptions } from "./config/client-policy.js";

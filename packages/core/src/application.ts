@@ -16,6 +16,7 @@ import { conditionRouter } from "./governance/routing/condition-router.js";
 import { tagMetadataKey } from "./governance/routing/tag-router.js";
 import type { MethodGuard } from "./server/service-table.js";
 import { checkLoadSheddingOptions } from "./server/load-shedder.js";
+import { checkLoadReportOptions } from "./server/load-reporter.js";
 import { loadSettings } from "./config/load-settings.js";
 import { registryFromAddress } from "./config/registry-address.js";
 import type { ServiceDefinition } from "./contract/define-service.js";
@@ -134,6 +135,7 @@ function validate(o: ApplicationOptions): void {
   if (o.circuitBreaker !== false) checkCircuitBreakerOptions(o.circuitBreaker, "circuitBreaker");
   if (typeof o.adaptiveThrottle !== "boolean") checkAdaptiveThrottleOptions(o.adaptiveThrottle, "adaptiveThrottle");
   if (typeof o.loadShedding !== "boolean") checkLoadSheddingOptions(o.loadShedding, "loadShedding");
+  if (typeof o.loadReport !== "boolean") checkLoadReportOptions(o.loadReport, "loadReport");
   if (typeof o.tagForce !== "boolean") badOption("tagForce", "must be true or false");
   if (!Array.isArray(o.routes)) badOption("routes", "must be a list of condition rules");
   conditionRouter(o.routes as NonNullable<ApplicationOptions["routes"]>);
@@ -310,6 +312,7 @@ class FarcallApplication implements Application {
       tagForce: o.tagForce,
       context: { application: this.name, host: o.host },
       connectionState: (endpoint, now) => (this.#pool.usable(endpoint, now) ? "ready" : "unusable"),
+      loadOf: (address) => this.#pool.loadOf(address),
     });
     this.#services.set(key, service);
     if (outlierDetection !== undefined && this.#sweepTimer === undefined) {
@@ -338,6 +341,7 @@ class FarcallApplication implements Application {
       idleTimeoutMs: o.idleTimeoutMs,
       includeStack: o.includeStack,
       loadShedding: o.loadShedding === true ? {} : (o.loadShedding ?? false),
+      loadReport: o.loadReport === true ? {} : (o.loadReport ?? false),
     });
     this.#server = server;
     const address = await server.listen({ host: o.host, port: o.port });

@@ -21,7 +21,7 @@ export type { Address, Link, Listener, Transport } from "./transport/transport.j
 export { tcpTransport } from "./transport/tcp-transport.js";
 export type { TcpTransportOptions } from "./transport/tcp-transport.js";
 export type { Call, Interceptor, Invoke, MethodRef, Reply } from "./call/call.js";
-export type { FaultTolerance } from "./cluster/fault-tolerance/fault-tolerance.js";
+export type { ClusterView, FaultTolerance } from "./cluster/fault-tolerance/fault-tolerance.js";
 export type { LoadBalancer } from "./cluster/load-balancers/load-balancer.js";
 export { effectiveWeight } from "./cluster/load-balancers/load-balancer.js";
 export { EndpointStats, EndpointStatsTable } from "./cluster/endpoint-stats.js";
@@ -37,3 +37,5 @@ export type { Frame, ReceivedFrame } from "./protocol/binary/frame.js";
 export { WatchDelivery } from "./registry/watch-delivery.js";
 export { checkEndpoint, encodeEndpoint, registryClosedError, registryError } from "./registry/check-endpoint.js";
 export { badOption } from "./errors/farcall-error.js";
+export { checkRulesToPublish, formatGovernanceRules, maxGovernanceRulesBytes, parseGovernanceRules } from "./registry/governance-rules.js";
+export type { GovernanceRules } from "./registry/governance-rules.js";

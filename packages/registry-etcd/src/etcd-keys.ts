@@ -36,3 +36,8 @@ export function providersPrefix(prefix: string, service: string): string {
 export function consumersPrefix(prefix: string, service: string): string {
   return `${serviceKey(prefix, service)}/consumers/`;
 }
+
+/** `<prefix>/<encoded service>/rules`: the key whose value is the service's governance rules text. */
+export function rulesKey(prefix: string, service: string): string {
+  return `${serviceKey(prefix, service)}/rules`;
+}

@@ -4,8 +4,9 @@ import { debuglog } from "node:util";
 import type { Endpoint, Registration, Registry, Unwatch, WatchOptions } from "@farcall/core/extension";
 import { defaultRegistryCacheDir, RegistryCache, WatchDelivery } from "@farcall/core/extension";
 import { createEtcdClient, type EtcdAuth } from "./etcd-client.js";
-import { checkPrefix, consumersPrefix, providersPrefix } from "./etcd-keys.js";
+import { checkPrefix, consumersPrefix, providersPrefix, rulesKey } from "./etcd-keys.js";
 import { OwnedKeys, type OwnedKey } from "./etcd-owned-keys.js";
+import { rulesBytes, RulesWatch, RulesWrites, writeRulesKey } from "./etcd-rules.js";
 import { ServiceWatch } from "./etcd-service-watch.js";
 import { badOption, closedError, encodeEndpoint, etcdError } from "./errors.js";
 
@@ -121,10 +122,15 @@ function resolveOptions(options: EtcdRegistryOptions): ResolvedOptions {
  * was compacted, parse values as untrusted (size-capped, `parseEndpoint`, must name the watched
  * service), deliver full lists one at a time, and save each non-empty list to the cache file,
  * which a new watch delivers when etcd has not answered within `cacheGraceMs`.
+ *
+ * Governance rules: the value of the key `<prefix>/<service>/rules`, put without a lease (rules
+ * outlive every registry instance). `watchRules` reads it and watches it from the next revision,
+ * resumed and re-read exactly as provider watches are; an empty value or no key is no rules.
  * @throws FarcallError `invalid_argument`, reason `bad_option`, for invalid options.
  * `register` rejects with `invalid_argument` (`bad_endpoint`), `unavailable` (`registry_closed`),
  * or `unavailable` when etcd cannot be reached within `requestTimeoutMs` or refuses the write
- * (for instance a user without write permission on the prefix).
+ * (for instance a user without write permission on the prefix); `publishRules` likewise, with
+ * `invalid_argument` (`bad_rules`) for a bad service name or text.
  */
 export function etcdRegistry(options: EtcdRegistryOptions): Registry {
   const resolved = resolveOptions(options);
@@ -133,7 +139,8 @@ export function etcdRegistry(options: EtcdRegistryOptions): Registry {
   const closeTimeoutMs = Math.min(requestTimeoutMs, 2000);
   // No socket is opened before the first request.
   const client = createEtcdClient({ hosts: resolved.hosts, requestTimeoutMs, auth: resolved.auth });
-  const watches = new Set<ServiceWatch>();
+  const watches = new Set<ServiceWatch | RulesWatch>();
+  const rulesWrites = new RulesWrites();
   const tasks = new Set<Promise<unknown>>();
   const cache = resolved.cacheDir === false ? undefined : new RegistryCache({ dir: resolved.cacheDir, scope: `etcd://${resolved.hosts.join(",")}${prefix}` });
   const owned = new OwnedKeys({
@@ -201,6 +208,34 @@ export function etcdRegistry(options: EtcdRegistryOptions): Registry {
     };
   }
 
+  async function publishRulesNow(service: string, value: Buffer | undefined): Promise<void> {
+    if (closing !== undefined) throw closedError();
+    try {
+      await writeRulesKey(client, rulesKey(prefix, service), value, requestTimeoutMs, () => closing !== undefined);
+    } catch (error) {
+      if (closing !== undefined) throw closedError();
+      throw etcdError(`publish the rules of ${service}`, error);
+    }
+    debug("etcd: rules of %s %s", service, value === undefined ? "deleted" : "published");
+  }
+
+  function watchRules(service: string, onChange: (rules: string | undefined) => void): Unwatch {
+    if (closing !== undefined) return () => {};
+    const rulesWatch = new RulesWatch({
+      client,
+      key: rulesKey(prefix, service),
+      retryDelayMs: 250,
+      maxRetryDelayMs: Math.min(1000, requestTimeoutMs),
+      closeTimeoutMs,
+      onChange,
+    });
+    watches.add(rulesWatch);
+    rulesWatch.kick();
+    return () => {
+      if (watches.delete(rulesWatch)) void track(rulesWatch.stop());
+    };
+  }
+
   async function closeAll(): Promise<void> {
     const stopped = [...watches].map((w) => w.stop());
     watches.clear();
@@ -215,6 +250,12 @@ export function etcdRegistry(options: EtcdRegistryOptions): Registry {
     kind: "etcd",
     register: (endpoint) => track(registerNow(endpoint)),
     watch,
+    publishRules: async (service, rules) => {
+      const value = rulesBytes(service, rules);
+      if (closing !== undefined) throw closedError();
+      return track(rulesWrites.run(service, () => publishRulesNow(service, value)));
+    },
+    watchRules,
     close: () => (closing ??= closeAll()),
   };
 }

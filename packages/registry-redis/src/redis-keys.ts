@@ -6,6 +6,8 @@
  *   <prefix>:{<service>}:endpoints   HASH   endpoint id → endpoint JSON (≤ 8 KiB)
  *   <prefix>:{<service>}:version     STRING the global version of the service's last change
  *   <prefix>:{<service>}:consumers   ZSET   consumer JSON → time of its last report (informational)
+ *   <prefix>:{<service>}:rules       STRING the service's governance rules text (≤ 64 KiB); a change
+ *                                           takes a new version like a list change; never swept
  *   <prefix>:services                SET    services that have providers or consumers (the sweep's list)
  *   <prefix>:version                 STRING global version: INCR on every change of any list
  *   <prefix>:sweeper                 HASH   contact, graceUntil, sweptAt (ms): the sweepers' shared state
@@ -18,12 +20,13 @@ export interface ServiceKeys {
   readonly endpoints: string;
   readonly version: string;
   readonly consumers: string;
+  readonly rules: string;
 }
 
 /** The keys of a service; the braces make them one hash tag (one slot). */
 export function serviceKeys(prefix: string, service: string): ServiceKeys {
   const base = `${prefix}:{${service}}:`;
-  return { providers: `${base}providers`, endpoints: `${base}endpoints`, version: `${base}version`, consumers: `${base}consumers` };
+  return { providers: `${base}providers`, endpoints: `${base}endpoints`, version: `${base}version`, consumers: `${base}consumers`, rules: `${base}rules` };
 }
 
 /** The prefix-wide keys and the change channel. */

@@ -8,6 +8,8 @@ import { RedisConnection } from "./redis-connection.js";
 import { type ConsumerEntry, Heartbeats, type ProviderEntry } from "./redis-heartbeats.js";
 import { globalKeys, serviceKeys } from "./redis-keys.js";
 import { type RedisRegistryOptions, resolveRedisOptions } from "./redis-options.js";
+import { rulesBytes, RulesWrites } from "./redis-rules.js";
+import { rulesScript, runScript } from "./redis-scripts.js";
 import { Sweeper } from "./redis-sweeper.js";
 import { Watches } from "./redis-watches.js";
 
@@ -49,12 +51,19 @@ async function within(work: Promise<unknown>, timeoutMs: number): Promise<void> 
  * the watched service, at most 4096 entries), deliver full lists one at a time, and keep a cache
  * file exactly as the ZooKeeper registry does.
  *
+ * Governance rules: the string `<prefix>:{<service>}:rules`, written by a script that also takes
+ * a new version for the service and publishes it, as a list change does; `watchRules` rides the
+ * same loop (message, reconnection, poll) and re-reads the text when the service's version moved,
+ * at most 65537 bytes of it (`GETRANGE`). No key, an empty string or a key of another type is no
+ * rules. Rules have no expiry and are never swept.
+ *
  * `close()` unregisters everything (waiting at most min(`requestTimeoutMs`, 2000) ms for Redis),
  * quits both connections and clears every timer.
  * @throws FarcallError `invalid_argument`, reason `bad_option`, for invalid options.
  * `register` rejects with `invalid_argument` (`bad_endpoint`), `unavailable` (`registry_closed`),
  * or `unavailable` when Redis cannot be reached or does not answer within `requestTimeoutMs`
- * (or refuses: a wrong password, a read-only replica).
+ * (or refuses: a wrong password, a read-only replica); `publishRules` likewise, with
+ * `invalid_argument` (`bad_rules`) for a bad service name or text.
  */
 export function redisRegistry(options: RedisRegistryOptions = {}): Registry {
   const o = resolveRedisOptions(options);
@@ -63,6 +72,7 @@ export function redisRegistry(options: RedisRegistryOptions = {}): Registry {
   const closeTimeoutMs = Math.min(o.requestTimeoutMs, 2000);
   const tasks = new Set<Promise<unknown>>();
   const cache = o.cacheDir === false ? undefined : new RegistryCache({ dir: o.cacheDir, scope: `redis://${o.host}:${o.port}/${o.db}/${o.prefix}` });
+  const rulesWrites = new RulesWrites();
   let sequence = 0;
   let closing: Promise<void> | undefined;
 
@@ -169,6 +179,26 @@ export function redisRegistry(options: RedisRegistryOptions = {}): Registry {
     };
   }
 
+  async function publishRulesNow(service: string, value: string | undefined): Promise<void> {
+    if (closing !== undefined) throw closedError();
+    const keys = serviceKeys(o.prefix, service);
+    try {
+      await connection.run(`publish the rules of ${service}`, (client) =>
+        runScript(client, rulesScript, [keys.rules, keys.version, global.version], [value === undefined ? "del" : "set", value ?? "", global.channel]),
+      );
+    } catch (error) {
+      if (closing !== undefined) throw closedError();
+      throw redisError(`publish the rules of ${service}`, error);
+    }
+    debug("redis: rules of %s %s", service, value === undefined ? "deleted" : "published");
+  }
+
+  function watchRules(service: string, onChange: (rules: string | undefined) => void): Unwatch {
+    if (closing !== undefined) return () => {};
+    const rulesWatch = watches.addRules(service, onChange);
+    return () => watches.removeRules(rulesWatch);
+  }
+
   async function closeAll(): Promise<void> {
     const entries = heartbeats.entries();
     await Promise.all([heartbeats.stop(), sweeper.stop()]);
@@ -199,6 +229,13 @@ export function redisRegistry(options: RedisRegistryOptions = {}): Registry {
     kind: "redis",
     register: (endpoint) => track(registerNow(endpoint)),
     watch,
+    publishRules: async (service, rules) => {
+      // Checked here, sent as the text (ioredis encodes it as UTF-8, the bytes just counted).
+      rulesBytes(service, rules);
+      if (closing !== undefined) throw closedError();
+      return track(rulesWrites.run(service, () => publishRulesNow(service, rules)));
+    },
+    watchRules,
     close: () => (closing ??= closeAll()),
   };
 }

@@ -128,6 +128,47 @@ return { version, out }
 );
 
 /**
+ * Publish or delete the governance rules text of a service: a change (new version, published)
+ * only when the stored text differs. Rules carry no heartbeat and are never swept.
+ * KEYS: rules, service version, global version. ARGV: "set" or "del", the text, channel.
+ * Returns the new version, or 0 when nothing changed.
+ */
+export const rulesScript = script(
+  "rules",
+  3,
+  `
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if ARGV[1] == 'del' then
+  if kind == 'none' then return 0 end
+  redis.call('DEL', KEYS[1])
+else
+  if kind == 'string' and redis.call('GET', KEYS[1]) == ARGV[2] then return 0 end
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+local version = next_version(KEYS[3], now_ms())
+redis.call('SET', KEYS[2], version)
+redis.call('PUBLISH', ARGV[3], version)
+return version
+`,
+);
+
+/**
+ * One consistent read of a service's rules: its version and the first `maxBytes` + 1 bytes of the
+ * text (a longer text is never sent whole); "" when there is none or the key is not a string.
+ * KEYS: rules, service version. ARGV: max bytes. Returns { version or "", text or "" }.
+ */
+export const readRulesScript = script(
+  "read-rules",
+  2,
+  `
+local version = redis.call('GET', KEYS[2]) or ''
+local text = ''
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' then text = redis.call('GETRANGE', KEYS[1], 0, tonumber(ARGV[1])) end
+return { version, text }
+`,
+);
+
+/**
  * The sweep. Every call records the server time as the sweepers' last contact. A call that finds
  * no contact for longer than `silenceMs` (no sweeper reached Redis: the server was down or
  * restarted, or every registry was cut off) starts a grace period of `expireAfterMs` in which

@@ -2,7 +2,8 @@ import { debuglog } from "node:util";
 import { maxEndpointBytes, type RegistryCache, WatchDelivery, type Endpoint } from "@farcall/core/extension";
 import type { RedisConnection } from "./redis-connection.js";
 import { type GlobalKeys, serviceKeys, type ServiceKeys } from "./redis-keys.js";
-import { readScript, runScript } from "./redis-scripts.js";
+import { maxRulesBytes, RulesWatch } from "./redis-rules.js";
+import { readRulesScript, readScript, runScript } from "./redis-scripts.js";
 import { decodeEndpoints, ServiceWatch } from "./redis-service-watch.js";
 
 const debug = debuglog("farcall:registry");
@@ -30,6 +31,11 @@ interface ServiceGroup {
   /** The service version of the last list read; undefined before the first read. */
   version: string | undefined;
   needsRead: boolean;
+  /** The `watchRules` of the service: read like the list, by the same versions. */
+  readonly rules: Set<RulesWatch>;
+  /** The service version of the last rules read; undefined before the first read. */
+  rulesVersion: string | undefined;
+  rulesNeedsRead: boolean;
 }
 
 /**
@@ -46,7 +52,9 @@ type PassKind = "poll" | "check";
  * either connection (messages sent while the subscriber was away are lost; the versions are not),
  * for each new watch, and every `pollMs` as the fallback when pub/sub is silently broken.
  * A failed pass keeps every list as it was (a watch not yet served gets its cached list) and the
- * next poll tries again.
+ * next poll tries again. Governance rules watches ride the same loop: a rules change takes a new
+ * service version like a list change, and a group re-reads its list and its rules only for the
+ * kinds of watch it has.
  */
 export class Watches {
   readonly #options: WatchesOptions;
@@ -64,13 +72,9 @@ export class Watches {
 
   /** Watches `service` for `onChange`; the first list comes from the next pass or the cache. */
   add(service: string, onChange: (endpoints: readonly Endpoint[]) => void): ServiceWatch {
-    const { cache, cacheGraceMs, prefix } = this.#options;
+    const { cache, cacheGraceMs } = this.#options;
     const watch = new ServiceWatch({ service, delivery: new WatchDelivery(onChange), cache, cacheGraceMs });
-    let group = this.#groups.get(service);
-    if (group === undefined) {
-      group = { service, keys: serviceKeys(prefix, service), watches: new Set(), version: undefined, needsRead: true };
-      this.#groups.set(service, group);
-    }
+    const group = this.#group(service);
     group.watches.add(watch);
     group.needsRead = true;
     this.#startSubscriber();
@@ -84,7 +88,55 @@ export class Watches {
     const group = this.#groups.get(watch.service);
     if (group === undefined) return;
     group.watches.delete(watch);
-    if (group.watches.size === 0) this.#groups.delete(watch.service);
+    this.#dropIfUnwatched(group);
+  }
+
+  /** Watches the rules of `service` for `onChange`; the first text comes from the next pass. */
+  addRules(service: string, onChange: (rules: string | undefined) => void): RulesWatch {
+    const watch = new RulesWatch(service, onChange);
+    const group = this.#group(service);
+    group.rules.add(watch);
+    group.rulesNeedsRead = true;
+    this.#startSubscriber();
+    this.kick("check");
+    return watch;
+  }
+
+  /** Stops `watch`; no delivery after this. */
+  removeRules(watch: RulesWatch): void {
+    watch.stop();
+    const group = this.#groups.get(watch.service);
+    if (group === undefined) return;
+    group.rules.delete(watch);
+    this.#dropIfUnwatched(group);
+  }
+
+  #group(service: string): ServiceGroup {
+    let group = this.#groups.get(service);
+    if (group === undefined) {
+      group = {
+        service,
+        keys: serviceKeys(this.#options.prefix, service),
+        watches: new Set(),
+        version: undefined,
+        needsRead: false,
+        rules: new Set(),
+        rulesVersion: undefined,
+        rulesNeedsRead: false,
+      };
+      this.#groups.set(service, group);
+    }
+    return group;
+  }
+
+  #dropIfUnwatched(group: ServiceGroup): void {
+    if (group.watches.size === 0 && group.rules.size === 0) this.#groups.delete(group.service);
+  }
+
+  /** Every watch of `group` after a failed read; each delivers its fallback when it is owed one. */
+  #failed(group: ServiceGroup): void {
+    for (const w of group.watches) void w.failed();
+    for (const w of group.rules) w.failed();
   }
 
   /** Runs a pass of `kind` now, or after the pass in flight (the larger kind wins). */
@@ -100,7 +152,7 @@ export class Watches {
       () => this.#after(),
       (error: unknown) => {
         debug("redis: reading watched lists failed: %o", error);
-        for (const group of this.#groups.values()) for (const w of group.watches) void w.failed();
+        for (const group of this.#groups.values()) this.#failed(group);
         this.#after();
       },
     );
@@ -111,7 +163,10 @@ export class Watches {
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const group of this.#groups.values()) for (const w of group.watches) w.stop();
+    for (const group of this.#groups.values()) {
+      for (const w of group.watches) w.stop();
+      for (const w of group.rules) w.stop();
+    }
     this.#groups.clear();
     await Promise.all([this.#subscriber?.close(closeTimeoutMs), this.#pass]);
   }
@@ -158,14 +213,37 @@ export class Watches {
   async #passOnce(kind: PassKind): Promise<void> {
     const { connection, global } = this.#options;
     const groups = [...this.#groups.values()];
-    if (kind === "poll" && !groups.some((g) => g.needsRead)) {
+    if (kind === "poll" && !groups.some((g) => g.needsRead || g.rulesNeedsRead)) {
       const latest = (await connection.run("poll", (client) => client.get(global.version))) ?? "";
       if (latest === this.#lastGlobal) return;
     }
     const versions = await connection.run("read versions", (client) => client.mget(global.version, ...groups.map((g) => g.keys.version)));
     this.#lastGlobal = versions[0] ?? "";
-    const stale = groups.filter((g, i) => g.needsRead || g.version !== (versions[i + 1] ?? ""));
-    await Promise.all(stale.map((g) => this.#read(g)));
+    const stale = groups.filter((g, i) => g.watches.size > 0 && (g.needsRead || g.version !== (versions[i + 1] ?? "")));
+    const staleRules = groups.filter((g, i) => g.rules.size > 0 && (g.rulesNeedsRead || g.rulesVersion !== (versions[i + 1] ?? "")));
+    await Promise.all([...stale.map((g) => this.#read(g)), ...staleRules.map((g) => this.#readRules(g))]);
+  }
+
+  async #readRules(group: ServiceGroup): Promise<void> {
+    const { connection } = this.#options;
+    group.rulesNeedsRead = false;
+    let answer: unknown;
+    try {
+      answer = await connection.run(`read the rules of ${group.service}`, (client) =>
+        runScript(client, readRulesScript, [group.keys.rules, group.keys.version], [maxRulesBytes]),
+      );
+    } catch (error) {
+      debug("redis: reading the rules of %s failed: %o", group.service, error);
+      group.rulesNeedsRead = true;
+      for (const w of group.rules) w.failed();
+      return;
+    }
+    const [version, text] = Array.isArray(answer) ? (answer as [unknown, unknown]) : [undefined, undefined];
+    group.rulesVersion = typeof version === "string" ? version : String(version ?? "");
+    if (this.#groups.get(group.service) !== group) return; // unwatched meanwhile
+    // GETRANGE stops after maxRulesBytes + 1 bytes: a longer text arrives cut, still over the limit.
+    const rules = typeof text === "string" && text.length > 0 ? text : undefined;
+    for (const w of group.rules) w.deliver(rules);
   }
 
   async #read(group: ServiceGroup): Promise<void> {

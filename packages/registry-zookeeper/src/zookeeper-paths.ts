@@ -36,3 +36,8 @@ export function providersPath(root: string, service: string): string {
 export function consumersPath(root: string, service: string): string {
   return `${servicePath(root, service)}/consumers`;
 }
+
+/** `<root>/<encoded service>/rules`: the node whose data is the service's governance rules text. */
+export function rulesPath(root: string, service: string): string {
+  return `${servicePath(root, service)}/rules`;
+}

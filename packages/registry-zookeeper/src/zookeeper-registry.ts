@@ -6,7 +6,8 @@ import { defaultRegistryCacheDir, RegistryCache, WatchDelivery } from "@farcall/
 import { badOption, closedError, encodeEndpoint, zookeeperError } from "./errors.js";
 import { aclsFor, type ZookeeperDigest } from "./zookeeper-acl.js";
 import { OwnedNodes, type OwnedNode } from "./zookeeper-owned-nodes.js";
-import { checkRoot, consumersPath, providersPath, servicePath } from "./zookeeper-paths.js";
+import { checkRoot, consumersPath, providersPath, rulesPath, servicePath } from "./zookeeper-paths.js";
+import { rulesBytes, RulesWatch, RulesWrites, writeRulesNode } from "./zookeeper-rules.js";
 import { ServiceWatch } from "./zookeeper-service-watch.js";
 import { ZookeeperSession } from "./zookeeper-session.js";
 
@@ -106,17 +107,24 @@ function resolveOptions(options: ZookeeperRegistryOptions): ResolvedOptions {
  * parse node data as untrusted (size-capped, `parseEndpoint`, must name the watched service),
  * deliver full lists one at a time, and save each non-empty list to the cache file, which a new
  * watch delivers when ZooKeeper has not answered within `cacheGraceMs`.
+ *
+ * Governance rules: the data of the PERSISTENT node `<root>/<service>/rules` (created with the
+ * provider nodes' ACL: under `digest`, only that user may write it), so they outlive every
+ * session. `watchRules` reads it with a data watch (an existence watch while it is missing),
+ * re-armed on every event and reconnection; no data or no node is no rules.
  * @throws FarcallError `invalid_argument`, reason `bad_option`, for invalid options.
  * `register` rejects with `invalid_argument` (`bad_endpoint`), `unavailable` (`registry_closed`),
  * or `unavailable` when ZooKeeper cannot be reached within `requestTimeoutMs` or refuses the write
- * (for instance `NO_AUTH` under another user's ACL).
+ * (for instance `NO_AUTH` under another user's ACL); `publishRules` likewise, with
+ * `invalid_argument` (`bad_rules`) for a bad service name or text.
  */
 export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
   const resolved = resolveOptions(options);
   const { root } = resolved;
   const incarnation = `${process.pid}-${randomBytes(6).toString("hex")}`;
   const acls = aclsFor(resolved.digest);
-  const watches = new Set<ServiceWatch>();
+  const watches = new Set<ServiceWatch | RulesWatch>();
+  const rulesWrites = new RulesWrites();
   const tasks = new Set<Promise<unknown>>();
   const cache = resolved.cacheDir === false ? undefined : new RegistryCache({ dir: resolved.cacheDir, scope: `zookeeper://${resolved.connect}${root}` });
   let sequence = 0;
@@ -222,6 +230,28 @@ export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
     };
   }
 
+  async function publishRulesNow(service: string, data: Buffer | undefined): Promise<void> {
+    if (closing !== undefined) throw closedError();
+    const node = { session, path: rulesPath(root, service), servicePath: servicePath(root, service), parentAcl: acls.parents, acl: acls.providers };
+    try {
+      await writeRulesNode(node, data);
+    } catch (error) {
+      if (closing !== undefined) throw closedError();
+      throw zookeeperError(`publish the rules of ${service}`, error);
+    }
+    debug("zookeeper: rules of %s %s", service, data === undefined ? "deleted" : "published");
+  }
+
+  function watchRules(service: string, onChange: (rules: string | undefined) => void): Unwatch {
+    if (closing !== undefined) return () => {};
+    const rulesWatch = new RulesWatch({ session, path: rulesPath(root, service), retryDelayMs: Math.min(1000, resolved.requestTimeoutMs), onChange });
+    watches.add(rulesWatch);
+    rulesWatch.kick();
+    return () => {
+      if (watches.delete(rulesWatch)) void track(rulesWatch.stop());
+    };
+  }
+
   async function closeAll(): Promise<void> {
     const stopped = [...watches].map((w) => w.stop());
     watches.clear();
@@ -236,6 +266,12 @@ export function zookeeperRegistry(options: ZookeeperRegistryOptions): Registry {
     kind: "zookeeper",
     register: (endpoint) => track(registerNow(endpoint)),
     watch,
+    publishRules: async (service, rules) => {
+      const data = rulesBytes(service, rules);
+      if (closing !== undefined) throw closedError();
+      return track(rulesWrites.run(service, () => publishRulesNow(service, data)));
+    },
+    watchRules,
     close: () => (closing ??= closeAll()),
   };
 }

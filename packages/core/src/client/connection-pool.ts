@@ -1,9 +1,13 @@
 import { FarcallError } from "../errors/farcall-error.js";
 import { ClientConnection, type ClientConnectionOptions } from "../protocol/binary/client-connection.js";
+import { ProviderLoad } from "../protocol/binary/provider-load.js";
 import type { Endpoint } from "../registry/endpoint.js";
 import type { Serializer } from "../serialization/serializer.js";
 import { type Clock, systemClock } from "../timing/clock.js";
 import type { Transport } from "../transport/transport.js";
+
+/** Load records kept before silent ones are dropped. */
+const maxLoadRecords = 4096;
 
 /** Options of {@link ConnectionPool}. */
 export interface ConnectionPoolOptions {
@@ -48,6 +52,7 @@ export class ConnectionPool {
   /** Hot-path cache: endpoint record to its slot, so a pick needs no address string. */
   #byEndpoint = new WeakMap<Endpoint, Slot>();
   readonly #listeners = new Set<() => void>();
+  readonly #loads = new Map<string, ProviderLoad>();
   #closed = false;
 
   readonly #clock: Clock;
@@ -128,7 +133,7 @@ export class ConnectionPool {
         throw new FarcallError("unavailable", "the client is closed", { sent: false });
       }
       const serializer = this.#options.serializersByName.get(endpoint.serializer) ?? this.#options.connection.serializer;
-      const options = serializer === this.#options.connection.serializer ? this.#options.connection : { ...this.#options.connection, serializer };
+      const options = { ...this.#options.connection, serializer, load: this.loadOf(key) };
       const connection = new ClientConnection(link, options, key);
       slot.connection = connection;
       slot.failures = 0;
@@ -162,6 +167,26 @@ export class ConnectionPool {
     } finally {
       slot.connecting = undefined;
     }
+  }
+
+  /**
+   * The load record of a provider address: its connections' load reports land here and the call
+   * statistics of every service read it. Records of addresses silent for 10 minutes are dropped
+   * once there are more than 4096.
+   */
+  loadOf(address: string): ProviderLoad {
+    let load = this.#loads.get(address);
+    if (load === undefined) {
+      if (this.#loads.size >= maxLoadRecords) this.#pruneLoads();
+      load = new ProviderLoad();
+      this.#loads.set(address, load);
+    }
+    return load;
+  }
+
+  #pruneLoads(): void {
+    const cutoff = Date.now() - 600_000;
+    for (const [address, load] of this.#loads) if ((load.last?.at ?? 0) < cutoff && !this.#slots.has(address)) this.#loads.delete(address);
   }
 
   #notify(): void {

@@ -86,13 +86,14 @@ describe("EndpointStats", () => {
 
   it("costs: latency × (in flight + 1) × load; in flight without any sample costs more than any measured endpoint", () => {
     const clock = fakeClock();
-    const measured = new EndpointStats("h:1", clock.now);
+    const load = { factor: 1 };
+    const measured = new EndpointStats("h:1", clock.now, undefined, load);
     attempt(measured, clock, 60_000);
     measured.started();
     measured.started();
     assert.equal(measured.peakCost(clock.now()), 60_000 * 3);
     assert.equal(measured.expectedWaitMs(clock.now()), 60_000 * 3);
-    measured.load = 2;
+    load.factor = 2;
     assert.equal(measured.peakCost(clock.now()), 60_000 * 3 * 2);
     const fresh = new EndpointStats("h:2", clock.now);
     assert.equal(fresh.peakCost(clock.now()), 0, "idle and unknown: worth a try");

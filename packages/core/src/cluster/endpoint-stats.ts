@@ -15,6 +15,8 @@ export interface EndpointStatsTableOptions {
    * once per burst of synchronous work. Tests pass a fake.
    */
   readonly now?: () => number;
+  /** The load record of a provider address (shared with the connection that receives its reports). Default: none, `load` stays 1. */
+  readonly loadOf?: (address: string) => { readonly factor: number };
 }
 
 /** Default time constant of the latency estimates, in ms. */
@@ -44,8 +46,8 @@ const unknownCost = 1e9;
  *     lower one is blended in with weight `1 - e^(-Δt / decayMs)`, Δt the time since the previous
  *     sample. It jumps up on the first slow reply and comes down over seconds;
  *   - {@link averageMs}: the same blend for every sample (a time-weighted moving average);
- * - `load`: a factor on the costs, 1 by default. Nothing sets it yet: it is where load reported by
- *   providers (CPU, event-loop delay) will enter.
+ * - `load`: a factor on the costs from the provider's own load reports (event-loop utilisation,
+ *   heap; see `protocol/binary/provider-load.ts`): 1 without a recent report.
  *
  * Latencies are timed with a clock read once per burst of synchronous work, so they are exact to
  * the length of a burst (well under a millisecond).
@@ -57,8 +59,11 @@ export class EndpointStats implements AttemptObserver {
   successes = 0;
   /** Settled attempts that failed with `unavailable`, `deadline_exceeded`, `resource_exhausted`, `internal` or `unknown`. */
   failures = 0;
-  /** Multiplies the costs balancers compute; 1 (neutral) until providers report load. */
-  load = 1;
+  /** Multiplies the costs balancers compute: the provider's reported load factor, 1 (neutral) without a recent report. */
+  get load(): number {
+    const source = this.#loadSource;
+    return source === undefined ? 1 : source.factor;
+  }
   /** Clock time (ms) the address was last part of a snapshot; for forgetting addresses gone for good. */
   seenAt = 0;
   #peak = 0;
@@ -70,13 +75,16 @@ export class EndpointStats implements AttemptObserver {
   #fadeValue = 1;
   readonly #now: () => number;
   readonly #decayMs: number;
+  readonly #loadSource: { readonly factor: number } | undefined;
 
   /**
    * @param address the provider's `host:port`.
    * @param now monotonic clock in ms; default {@link tickPreciseNow}.
    * @param decayMs time constant of the latency estimates in ms; default 10000.
+   * @param loadSource where the provider's reported load factor is read; none: `load` is 1.
    */
-  constructor(readonly address: string, now: () => number = tickPreciseNow, decayMs = defaultDecayMs) {
+  constructor(readonly address: string, now: () => number = tickPreciseNow, decayMs = defaultDecayMs, loadSource?: { readonly factor: number }) {
+    this.#loadSource = loadSource;
     this.#now = now;
     this.#decayMs = decayMs;
   }
@@ -171,12 +179,14 @@ export class EndpointStatsTable {
   #snapshot: readonly Endpoint[] | undefined;
   #snapshotStats: readonly EndpointStats[] = [];
   readonly #decayMs: number;
+  readonly #loadOf: ((address: string) => { readonly factor: number }) | undefined;
   /** Monotonic clock in ms shared by the stats of this table. */
   readonly now: () => number;
 
   constructor(options: EndpointStatsTableOptions = {}) {
     this.now = options.now ?? tickPreciseNow;
     this.#decayMs = options.decayMs ?? defaultDecayMs;
+    this.#loadOf = options.loadOf;
   }
 
   /** The stats of `endpoint`'s address, created on first use. */
@@ -215,7 +225,7 @@ export class EndpointStatsTable {
     const address = `${endpoint.host}:${endpoint.port}`;
     let stats = this.#byAddress.get(address);
     if (stats === undefined) {
-      stats = new EndpointStats(address, this.now, this.#decayMs);
+      stats = new EndpointStats(address, this.now, this.#decayMs, this.#loadOf?.(address));
       stats.seenAt = this.now();
       this.#byAddress.set(address, stats);
     }

@@ -5,6 +5,7 @@ import type { RouteContext, Router } from "../governance/routing/router.js";
 import { tagRouter } from "../governance/routing/tag-router.js";
 import type { BreakerState } from "../governance/limiter.js";
 import { RetryBudget, type RetryBudgetOptions } from "../governance/retry-budget.js";
+import type { ProviderLoad } from "../protocol/binary/provider-load.js";
 import type { Endpoint } from "../registry/endpoint.js";
 import { type GovernanceRules, parseGovernanceRules } from "../registry/governance-rules.js";
 import type { Registry, Unwatch } from "../registry/registry.js";
@@ -31,6 +32,8 @@ export interface ServiceGovernanceOptions extends DirectoryOptions {
   readonly context: RouteContext;
   /** Whether a provider has a usable connection now (for the snapshot). */
   readonly connectionState: (endpoint: Endpoint, now: number) => "ready" | "unusable";
+  /** The load record of a provider address, for the call statistics. */
+  readonly loadOf?: (address: string) => ProviderLoad;
   /** Emit process warnings for ejections, breaker openings and rejected rules. Default true. */
   readonly warnings?: boolean;
 }
@@ -61,6 +64,8 @@ export interface ProviderSnapshot {
   readonly inFlight: number | undefined;
   readonly peakMs: number | undefined;
   readonly averageMs: number | undefined;
+  /** The provider's last load report (event-loop utilisation and heap use, 0..1) and when it arrived, if any. */
+  readonly reportedLoad: { readonly busy: number; readonly memory: number; readonly at: number } | undefined;
 }
 
 /** One service's governance as this consumer applies it (see `Application.governance()`). */
@@ -123,7 +128,8 @@ export class ServiceGovernance {
 
   /** The call statistics of the service, made on first use (for balancers that read them). */
   stats(): EndpointStatsTable {
-    return (this.#stats ??= new EndpointStatsTable());
+    const loadOf = this.#options.loadOf;
+    return (this.#stats ??= new EndpointStatsTable(loadOf === undefined ? {} : { loadOf }));
   }
 
   /**
@@ -207,6 +213,7 @@ export class ServiceGovernance {
         inFlight: stats?.inFlight,
         peakMs: stats?.peakMs(),
         averageMs: stats?.averageMs(),
+        reportedLoad: this.#reportedLoad(address),
       });
     });
     const { service, version, group } = this.#options;
@@ -218,6 +225,11 @@ export class ServiceGovernance {
       retryBudget: this.budget === undefined ? undefined : Object.freeze({ exhausted: this.budget.exhausted }),
       providers: Object.freeze(providers),
     });
+  }
+
+  #reportedLoad(address: string): ProviderSnapshot["reportedLoad"] {
+    const last = this.#options.loadOf?.(address).last;
+    return last === undefined ? undefined : Object.freeze({ busy: last.sample.busy, memory: last.sample.memory, at: last.at });
   }
 
   close(): void {

@@ -7,6 +7,7 @@ import { checkCircuitBreakerOptions } from "../governance/circuit-breaker.js";
 import { checkRetryBudgetOptions } from "../governance/retry-budget.js";
 import { conditionRouter, type ConditionRuleOptions } from "../governance/routing/condition-router.js";
 import { checkLoadSheddingOptions } from "../server/load-shedder.js";
+import { checkLoadReportOptions } from "../server/load-reporter.js";
 
 type Kind = "string" | "integer" | "boolean" | "json";
 
@@ -65,6 +66,7 @@ export const settings = {
   tagForce: { kind: "boolean", env: "FARCALL_TAG_FORCE", file: "cluster.tagForce" },
   loadShedding: { kind: "json", env: "FARCALL_LOAD_SHEDDING", file: "server.loadShedding", check: jsonOrOff(checkLoadSheddingOptions, true) },
   tag: { kind: "string", env: "FARCALL_TAG", file: "provider.tag" },
+  loadReport: { kind: "json", env: "FARCALL_LOAD_REPORT", file: "server.loadReport", check: jsonOrOff(checkLoadReportOptions, true) },
   serializer: { kind: "string", env: "FARCALL_SERIALIZER", file: "serializer", oneOf: ["msgpack", "json"] },
   graceMs: { kind: "integer", env: "FARCALL_GRACE_MS", file: "shutdown.graceMs", min: 0, max: 3_600_000 },
   heartbeatIntervalMs: { kind: "integer", env: "FARCALL_HEARTBEAT_INTERVAL_MS", file: "connection.heartbeatIntervalMs", min: 0, max: 3_600_000 },

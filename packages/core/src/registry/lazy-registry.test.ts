@@ -42,4 +42,26 @@ describe("lazyRegistry", () => {
     unwatch();
     await registry.close();
   });
+
+  it("passes governance rules through once loaded, and says none for a registry without them", async () => {
+    const store = createMemoryRegistryStore();
+    const lazy = lazyRegistry("memory", () => Promise.resolve(memoryRegistry({ store })));
+    const seen: Array<string | undefined> = [];
+    const unwatch = lazy.watchRules?.("s", (text) => seen.push(text));
+    await lazy.publishRules?.("s", '{"tagForce":true}');
+    for (let i = 0; i < 100 && !seen.includes('{"tagForce":true}'); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(seen.at(-1), '{"tagForce":true}', `deliveries: ${JSON.stringify(seen)}`);
+    unwatch?.();
+    await lazy.close();
+
+    const bare = memoryRegistry({ store });
+    const plain = lazyRegistry("plain", () => Promise.resolve({ kind: "plain", register: bare.register.bind(bare), watch: bare.watch.bind(bare), close: () => bare.close() }));
+    const none: Array<string | undefined> = [];
+    plain.watchRules?.("s", (text) => none.push(text));
+    for (let i = 0; i < 100 && none.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(none, [undefined]);
+    const error = (await plain.publishRules?.("s", "{}").catch((e: unknown) => e)) as FarcallError;
+    assert.equal(error.code, "unimplemented");
+    await plain.close();
+  });
 });

@@ -35,6 +35,29 @@ export function lazyRegistry(kind: string, load: () => Promise<Registry>): Regis
         unwatch?.();
       };
     },
+    async publishRules(service: string, rules: string | undefined): Promise<void> {
+      if (closed) throw new FarcallError("unavailable", `${kind} registry is closed`, { reason: "registry_closed", sent: false });
+      const registry = await get();
+      if (registry.publishRules === undefined) throw new FarcallError("unimplemented", `the ${kind} registry does not store governance rules`, { sent: false });
+      return registry.publishRules(service, rules);
+    },
+    watchRules(service: string, onChange: (rules: string | undefined) => void): Unwatch {
+      let stopped = false;
+      let unwatch: Unwatch | undefined;
+      get().then(
+        (registry) => {
+          if (stopped || closed) return;
+          // A registry without rules has none to deliver: say so once, as a registry with none would.
+          if (registry.watchRules === undefined) onChange(undefined);
+          else unwatch = registry.watchRules(service, onChange);
+        },
+        () => undefined,
+      );
+      return () => {
+        stopped = true;
+        unwatch?.();
+      };
+    },
     async close(): Promise<void> {
       if (closed) return;
       closed = true;

@@ -5,6 +5,7 @@ import { ServerConnection } from "../protocol/binary/server-connection.js";
 import type { Serializer } from "../serialization/serializer.js";
 import { type TimerEntry, TimingWheel } from "../timing/timing-wheel.js";
 import type { Address, Link, Listener, Transport } from "../transport/transport.js";
+import { LoadReporter, type LoadReportOptions } from "./load-reporter.js";
 import { type EventLoopDelayMeter, eventLoopDelayMeter, LoadShedder, type LoadSheddingOptions, type ResolvedLoadShedding, resolveLoadShedding } from "./load-shedder.js";
 import { ServerCallContext } from "./server-call-context.js";
 import { toWireError } from "./to-wire-error.js";
@@ -57,6 +58,12 @@ export interface ServerOptions {
    * @see LoadShedder
    */
   readonly loadShedding?: LoadSheddingOptions | false;
+  /**
+   * Load reports to consumers (reply metadata `farcall-load`, at most one per connection per
+   * interval), read by their `adaptive` and `shortestResponse` balancers. Default off (`false`);
+   * the application turns it on.
+   */
+  readonly loadReport?: LoadReportOptions | false;
 }
 
 /** A snapshot of a {@link Server}'s load. */
@@ -155,6 +162,7 @@ export class Server {
   readonly #runDelayed = (call: DelayedCall): void => this.#onTurn(call);
   readonly #shedding: ResolvedLoadShedding | undefined;
   readonly #shedder: LoadShedder | undefined;
+  readonly #loadReporter: LoadReporter | undefined;
   /** Details of a request shed by probability: retry after one measurement interval. */
   readonly #shedDetails: Readonly<Record<string, unknown>> | undefined;
   #meter: EventLoopDelayMeter | undefined;
@@ -170,6 +178,7 @@ export class Server {
     this.#maxBufferedBytes = positiveInteger("maxBufferedBytes", options.maxBufferedBytes, defaultMaxBufferedBytes);
     this.#maxConcurrentCalls = positiveInteger("maxConcurrentCallsPerConnection", options.maxConcurrentCallsPerConnection, defaultMaxConcurrentCallsPerConnection);
     this.#maxPingsPerSecond = positiveInteger("maxPingsPerSecond", options.maxPingsPerSecond, defaultMaxPingsPerSecond);
+    this.#loadReporter = options.loadReport === undefined || options.loadReport === false ? undefined : new LoadReporter(options.loadReport);
     if (options.loadShedding !== undefined && options.loadShedding !== false) {
       const shedding = resolveLoadShedding(options.loadShedding);
       this.#shedding = shedding;
@@ -218,6 +227,10 @@ export class Server {
       this.#idleTimer = setInterval(() => this.#closeIdle(idle), Math.max(100, idle / 4));
       this.#idleTimer.unref();
     }
+    if (this.#loadReporter !== undefined && !this.#draining) {
+      this.#loadReporter.start();
+      this.#loadReporter.tick();
+    }
     if (this.#shedder !== undefined && !this.#draining && this.#meter === undefined) {
       this.#meter = eventLoopDelayMeter();
       this.#shedder.start();
@@ -263,6 +276,7 @@ export class Server {
     }
     this.#delayed.clear();
     this.#shedder?.stop();
+    this.#loadReporter?.stop();
     this.#meter?.close();
     for (const connection of this.#connections) connection.close();
     this.#connections.clear();
@@ -477,7 +491,15 @@ export class Server {
     try {
       if (!oneway) {
         if (failed) connection.respondError(id, serializer, toWireError(outcome));
-        else connection.respond(id, serializer, outcome);
+        else {
+          const reporter = this.#loadReporter;
+          if (reporter !== undefined && reporter.metadata !== undefined && connection.lastReadAt - connection.loadReportedAt >= reporter.intervalMs) {
+            connection.loadReportedAt = connection.lastReadAt;
+            connection.respond(id, serializer, outcome, reporter.metadata);
+          } else {
+            connection.respond(id, serializer, outcome);
+          }
+        }
       }
     } catch {
       // respond and respondError already turn every failure into an error reply; nothing is left to send.

@@ -80,15 +80,16 @@ describe("adaptive (P2C over Peak EWMA)", () => {
     assert.ok(back >= 55 && back <= 70, `a picked again after ${back} s`);
   });
 
-  it("multiplies the cost by the endpoint's load factor (the seam for provider-reported load)", () => {
-    const table = new EndpointStatsTable({ now: () => 10_000 });
+  it("multiplies the cost by the endpoint's reported load factor", () => {
+    const loads = new Map([["127.0.0.1:5000", { factor: 1 }], ["127.0.0.1:5001", { factor: 1 }]]);
+    const table = new EndpointStatsTable({ now: () => 10_000, loadOf: (address) => loads.get(address) ?? { factor: 1 } });
     const a = sampleEndpoint("s", 5000);
     const b = sampleEndpoint("s", 5001);
     reply(table, a, 10);
     reply(table, b, 20);
     const lb = adaptive();
     assert.equal(lb.pick([a, b], call, 0, table), a);
-    table.get(a).load = 3;
+    (loads.get("127.0.0.1:5000") as { factor: number }).factor = 3;
     assert.equal(lb.pick([a, b], call, 0, table), b);
   });
 

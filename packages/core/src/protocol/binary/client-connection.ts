@@ -12,6 +12,7 @@ import { flushBatchBytes, FrameWriter } from "./frame-encoder.js";
 import { Liveness } from "./liveness.js";
 import { PendingTable } from "./pending-table.js";
 import { decodeErrorBody, decodeMetadata, encodeMetadata } from "./payload.js";
+import { loadMetadataKey, parseLoad, type ProviderLoad } from "./provider-load.js";
 
 /** Options of {@link ClientConnection}. */
 export interface ClientConnectionOptions {
@@ -31,6 +32,8 @@ export interface ClientConnectionOptions {
   readonly maxBufferedBytes: number;
   readonly wheel: TimingWheel;
   readonly clock?: Clock;
+  /** Where the provider's load reports (reply metadata `farcall-load`) go; none: ignored. */
+  readonly load?: ProviderLoad;
 }
 
 /**
@@ -291,6 +294,10 @@ export class ClientConnection {
       const { source, bodyStart, bodyEnd } = frame;
       const metadata = bodyStart > frame.metadataStart ? decodeMetadata(serializer, source, frame.metadataStart, bodyStart) : undefined;
       if (frame.status === 0) {
+        if (metadata !== undefined && this.#options.load !== undefined) {
+          const report = parseLoad(metadata[loadMetadataKey]);
+          if (report !== undefined) this.#options.load.report(report);
+        }
         pending.resolve({ value: serializer.decode(source, bodyStart, bodyEnd), metadata });
       } else {
         pending.reject(decodeErrorBody(serializer, statusToCode(frame.status), source, bodyStart, bodyEnd, metadata, this.#address));

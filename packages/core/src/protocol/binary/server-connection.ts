@@ -63,6 +63,8 @@ export class ServerConnection {
   #closingSentAt: number | undefined;
   /** Epoch ms of the last byte read. */
   lastReadAt = Date.now();
+  /** When a reply last carried the provider's load report (see `server/load-reporter.ts`), epoch ms. */
+  loadReportedAt = 0;
   /**
    * The request handler's one-entry route cache: the last route's bytes and what they resolved to.
    * Consecutive requests on a connection mostly share a route; comparing ~30 bytes beats building
