@@ -59,6 +59,30 @@ describe("consumer limits", () => {
     }
   });
 
+  it("reports a large request written before the connection dropped as sent (never retried as unsent)", async () => {
+    // A request of 16 KiB or more is written at once rather than at the end of the burst; the
+    // provider reads it and drops the connection. The call must fail with sent: true, or failover
+    // would run a non-idempotent method again.
+    let received = 0;
+    const server = await rawServer((socket) => {
+      socket.on("data", (chunk: Buffer) => {
+        received += chunk.length;
+        if (received >= 20 * 1024) socket.destroy();
+      });
+    });
+    const consumer = createApplication({ ...base, name: "c", registry: `direct://127.0.0.1:${server.port}`, faultTolerance: "failfast" });
+    try {
+      const users = withOptions(consumer.client(Users), { timeoutMs: 5000 });
+      const error = (await users.echo("x".repeat(20 * 1024)).catch((e: unknown) => e)) as FarcallError;
+      assert.ok(error instanceof FarcallError, String(error));
+      assert.equal(error.code, "unavailable", error.message);
+      assert.equal(error.sent, true, "the provider read the whole request");
+    } finally {
+      await consumer.close();
+      await server.close();
+    }
+  });
+
   it("bounds the wait for the registry's first list by the call's deadline", async () => {
     const silent: Registry = {
       kind: "silent",

@@ -176,6 +176,10 @@ export class ClientConnection {
     const serializer = this.#options.serializer;
     const id = this.#takeId();
     const oneway = call.ref.oneway;
+    // The flush that will carry this request: read before writing, since a batch reaching
+    // flushBatchBytes is written (and counted) at once, and a request counted as not yet flushed
+    // when it was would be failed with sent: false, and retried even when not idempotent.
+    const gen = this.#flushes;
     try {
       const body = serializer.encode(call.args);
       const metadata = encodeMetadata(serializer, call.metadata);
@@ -190,7 +194,7 @@ export class ClientConnection {
       return Promise.resolve(onewayReply);
     }
     return new Promise<Reply>((resolve, reject) => {
-      const pending = new Pending(this, id, resolve, reject, this.#flushes, call.deadline, timeoutMs, signal, observer, startedAt);
+      const pending = new Pending(this, id, resolve, reject, gen, call.deadline, timeoutMs, signal, observer, startedAt);
       if (timeoutMs > 0) this.#options.wheel.add(pending);
       if (signal) {
         pending.onAbort = () => this.fail(id, "canceled", "call canceled");
