@@ -54,7 +54,11 @@ export interface Application {
    * @throws FarcallError `invalid_argument` (`bad_option`) when the class is not decorated.
    */
   provide(implementation: object, options?: ProvideOptions): void;
-  /** A typed stub for `definition`, calling the providers the registry reports. Cheap to call again. */
+  /**
+   * A typed stub for `definition`, calling the providers the registry reports. Cheap to call again.
+   * @throws FarcallError `invalid_argument` (`bad_option`) for a malformed option, named as written
+   *   (`timeoutMs`, `methods.get.retries`), or a method name in `methods` the service lacks.
+   */
   client<T>(definition: ServiceDefinition<T>, options?: ClientOptions): Stub<T>;
   /**
    * Starts serving: listens and registers every provided service. Without provided services it
@@ -166,17 +170,22 @@ function providerGuards(definition: ServiceDefinition<unknown>, options: Provide
   for (const name of Object.keys(options.methods ?? {})) {
     if (!definition.methods.has(name)) badOption(`methods.${name}`, `${definition.name} has no method ${JSON.stringify(name)}`);
   }
-  return (method) => {
+  // Every method's guard is built here, before the table sees any: a refused option leaves no
+  // half-added service behind, so a corrected provide() of the same service succeeds.
+  const guards = new Map<string, MethodGuard>();
+  for (const method of definition.methods.keys()) {
     const m = options.methods?.[method] ?? {};
     const rate = m.rateLimit === false ? undefined : (m.rateLimit ?? options.rateLimit);
     const max = m.maxConcurrent === false ? undefined : (m.maxConcurrent ?? options.maxConcurrent);
-    if (rate === undefined && max === undefined) return undefined;
-    const where = m.rateLimit !== undefined ? `methods.${method}.rateLimit` : "rateLimit";
-    return {
-      ...(rate === undefined ? {} : { rateLimiter: createRateLimiter(checkRateLimitOptions(rate, where)) }),
+    if (rate === undefined && max === undefined) continue;
+    const where = (option: "rateLimit" | "maxConcurrent"): string => (m[option] !== undefined ? `methods.${method}.${option}` : option);
+    if (max !== undefined && (typeof max !== "number" || !Number.isInteger(max) || max < 1 || max > 1_000_000)) badOption(where("maxConcurrent"), "must be an integer in 1..1000000");
+    guards.set(method, {
+      ...(rate === undefined ? {} : { rateLimiter: createRateLimiter(checkRateLimitOptions(rate, where("rateLimit"))) }),
       ...(max === undefined ? {} : { concurrency: createConcurrencyLimiter(max) }),
-    };
-  };
+    });
+  }
+  return (method) => guards.get(method);
 }
 
 function oneOf(name: string, value: unknown, names: readonly string[], valueType: "object" | "function"): void {

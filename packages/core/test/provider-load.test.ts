@@ -55,13 +55,14 @@ describe("provider-reported load", () => {
   it("steers the adaptive balancer away from a provider reporting 90 % busy", async () => {
     const counts = await share({ busy: { sample: () => ({ busy: 0.9, memory: 0.1 }) }, idle: { sample: () => ({ busy: 0, memory: 0.1 }) } }, "adaptive", 800);
     const busy = counts.get("busy") ?? 0;
-    assert.ok(busy < 800 * 0.2, `the busy provider got ${busy} of 800 calls`);
+    // Typically a few calls; the margin absorbs latency noise (a GC pause inflating the other's estimate).
+    assert.ok(busy < 800 * 0.3, `the busy provider got ${busy} of 800 calls`);
   });
 
   it("without reports the same providers share the calls", async () => {
     const counts = await share({ busy: false, idle: false }, "adaptive", 800);
     const busy = counts.get("busy") ?? 0;
-    assert.ok(busy > 800 * 0.25, `the provider got ${busy} of 800 calls`);
+    assert.ok(busy > 800 * 0.3, `the provider got ${busy} of 800 calls`);
   });
 
   it("shows each provider's last report in the governance snapshot", async () => {

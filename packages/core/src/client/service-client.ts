@@ -103,7 +103,10 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
         return policy.loadBalancer.pick(candidates(call, options, policy, now), call, now, policy.stats);
       },
     };
-    const tolerate = (call: Call): Promise<Reply> => policy.faultTolerance(call, attempt, cluster);
+    // Strategies read the cluster before their first attempt (broadcast, forking): a client's
+    // first calls wait for the registry's first list, or each would see no provider at all.
+    const tolerate = (call: Call): Promise<Reply> =>
+      options.directory.received ? policy.faultTolerance(call, attempt, cluster) : afterDiscovery(call, options, policy).then(() => policy.faultTolerance(call, attempt, cluster));
     const guarded = policy.guard === undefined ? tolerate : guardCall(policy.guard, tolerate);
     const perCall = compose(options.interceptors, guarded);
     invokers.set(method.name, { ref, invoke: perCall, timeoutMs: method.timeoutMs ?? policy.timeoutMs });
@@ -207,6 +210,12 @@ async function acquireAndInvoke(
   return connection.invoke(call, route, observer, startedAt);
 }
 
+/** Waits for the registry's first list within the call's deadline; `noProvider` when it never came. */
+async function afterDiscovery(call: Call, options: ServiceClientOptions, policy: MethodPolicy): Promise<void> {
+  await withinCall(options.directory.whenReceived(options.discoveryTimeoutMs), call, "waiting for the registry's first list of providers");
+  if (!options.directory.received) throw noProvider(call, options, policy, Date.now());
+}
+
 async function sendPicked(call: Call, route: Uint8Array, options: ServiceClientOptions, policy: MethodPolicy): Promise<Reply> {
   await withinCall(options.directory.whenReceived(options.discoveryTimeoutMs), call, "waiting for the registry's first list of providers");
   if (!options.directory.received) throw noProvider(call, options, policy, Date.now());
@@ -284,9 +293,33 @@ function circuitOpen(call: Call): FarcallError {
  */
 function guardCall(guard: CallGuard, next: Invoke): Invoke {
   const { rateLimiter, concurrency, throttle } = guard;
+  // Built once per method, not per call: the per-call work is the checks and one `then`.
+  const onReply =
+    throttle === undefined
+      ? undefined
+      : (reply: Reply): Reply => {
+          throttle.completed(tickNow(), true);
+          return reply;
+        };
+  const onError =
+    throttle === undefined
+      ? undefined
+      : (error: unknown): never => {
+          // Accepted: any answer from a provider but an overload rejection.
+          throttle.completed(tickNow(), error instanceof FarcallError && error.sent && !rejectedByProvider(error));
+          throw error;
+        };
+  const release = concurrency === undefined ? undefined : (): void => concurrency.release();
+  const run = (call: Call): Promise<Reply> => {
+    let result = next(call);
+    if (onReply !== undefined) result = result.then(onReply, onError);
+    return release === undefined ? result : result.finally(release);
+  };
   return (call) => {
     const now = tickNow();
-    if (throttle !== undefined && throttle.shouldReject(now, Math.random())) return Promise.reject(refused("throttled", call, "the adaptive throttle refused the call: most recent calls were rejected by the providers"));
+    if (throttle !== undefined && throttle.shouldReject(now, Math.random())) {
+      return Promise.reject(refused("throttled", call, "the adaptive throttle refused the call: most recent calls were rejected by the providers"));
+    }
     let delay = 0;
     if (rateLimiter !== undefined) {
       delay = rateLimiter.tryAcquire(now);
@@ -295,25 +328,41 @@ function guardCall(guard: CallGuard, next: Invoke): Invoke {
     if (concurrency !== undefined && !concurrency.tryAcquire()) {
       return Promise.reject(refused("concurrency_limited", call, `${concurrency.limit} calls of this method are already running (maxConcurrent)`));
     }
-    const run = (): Promise<Reply> => {
-      const result = next(call);
-      const settled = throttle === undefined ? result : result.then(
-        (reply) => {
-          throttle.accepted(tickNow());
-          return reply;
-        },
-        (error: unknown) => {
-          // Any answer from a provider but an overload rejection means it accepted the call.
-          if (error instanceof FarcallError && error.sent && !rejectedByProvider(error)) throttle.accepted(tickNow());
-          throw error;
-        },
-      );
-      if (concurrency === undefined) return settled;
-      return settled.finally(() => concurrency.release());
-    };
-    if (delay === 0) return run();
-    return new Promise<void>((resolve) => setTimeout(resolve, delay)).then(run);
+    if (delay === 0) return run(call);
+    return waitTurn(delay, call).then(
+      () => run(call),
+      (error: unknown) => {
+        release?.();
+        throw error;
+      },
+    );
   };
+}
+
+/**
+ * Waits `delayMs` for a leaky bucket's turn, no longer than the call's deadline and signal allow:
+ * `deadline_exceeded` (at the deadline, when the turn comes after it) or `canceled`, `sent: false`.
+ */
+function waitTurn(delayMs: number, call: Call): Promise<void> {
+  const { deadline, signal } = call;
+  const what = `waiting for the consumer's rate limit (${call.ref.service}#${call.ref.method})`;
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(new FarcallError("canceled", `call canceled while ${what}`, { sent: false }));
+    const late = deadline !== Infinity && Date.now() + delayMs > deadline;
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new FarcallError("canceled", `call canceled while ${what}`, { sent: false }));
+    };
+    const timer = setTimeout(
+      () => {
+        signal?.removeEventListener("abort", onAbort);
+        if (late) reject(new FarcallError("deadline_exceeded", `deadline passed while ${what}`, { sent: false }));
+        else resolve();
+      },
+      late ? Math.max(0, deadline - Date.now()) : delayMs,
+    );
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 /** A provider's overload answer: the call was not accepted. */

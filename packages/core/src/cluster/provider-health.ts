@@ -37,6 +37,8 @@ export function isBreakerFailure(error: FarcallError): boolean {
 /** One breaker per provider address, for one method of one service under one configuration. */
 export class BreakerSet {
   readonly #byAddress = new Map<string, CircuitBreaker>();
+  /** Breakers of the set that are open or half-open. */
+  #notClosed = 0;
   readonly #onStateChange: ((address: string, from: BreakerState, to: BreakerState, now: number) => void) | undefined;
 
   constructor(
@@ -52,7 +54,12 @@ export class BreakerSet {
     let breaker = this.#byAddress.get(address);
     if (breaker === undefined) {
       const listener = this.#onStateChange;
-      breaker = new CircuitBreaker(this.options, listener === undefined ? undefined : (from, to, now) => listener(address, from, to, now));
+      breaker = new CircuitBreaker(this.options, (from, to, now) => {
+        // Only closed ↔ not closed matters to the count; open → halfOpen changes nothing.
+        if (from === "closed") this.#notClosed++;
+        else if (to === "closed") this.#notClosed--;
+        listener?.(address, from, to, now);
+      });
       this.#byAddress.set(address, breaker);
     }
     return breaker;
@@ -63,15 +70,18 @@ export class BreakerSet {
     return this.#byAddress.get(address);
   }
 
-  /** Whether any breaker of the set is not closed at `now` (cheap pre-check before filtering). */
-  anyNotClosed(now: number): boolean {
-    for (const breaker of this.#byAddress.values()) if (breaker.state(now) !== "closed") return true;
-    return false;
+  /** Whether any breaker of the set is open or half-open: O(1), a count kept by the transitions (pre-check before filtering). */
+  anyNotClosed(): boolean {
+    return this.#notClosed > 0;
   }
 
   /** Forgets the breakers of addresses not in `keep`. */
-  retain(keep: ReadonlySet<string>): void {
-    for (const address of this.#byAddress.keys()) if (!keep.has(address)) this.#byAddress.delete(address);
+  retain(keep: ReadonlySet<string>, now: number): void {
+    for (const [address, breaker] of this.#byAddress) {
+      if (keep.has(address)) continue;
+      if (breaker.state(now) !== "closed") this.#notClosed--;
+      this.#byAddress.delete(address);
+    }
   }
 
   entries(): IterableIterator<[string, CircuitBreaker]> {
@@ -140,7 +150,7 @@ export class ServiceHealth {
     this.outliers?.sweep(now, addresses);
     if (this.#breakerSets.size > 0) {
       const keep = new Set(addresses);
-      for (const set of this.#breakerSets.values()) set.retain(keep);
+      for (const set of this.#breakerSets.values()) set.retain(keep, now);
     }
   }
 }
@@ -177,7 +187,7 @@ export class MethodHealth {
     const outliers = this.#health.outliers;
     const ejecting = outliers !== undefined && outliers.ejectedCount(now) > 0;
     const breakers = this.#breakers;
-    const breaking = breakers !== undefined && breakers.anyNotClosed(now);
+    const breaking = breakers !== undefined && breakers.anyNotClosed();
     if (!ejecting && !breaking) return endpoints;
     let out = endpoints;
     if (breaking) {
@@ -193,12 +203,12 @@ export class MethodHealth {
 
   /** Whether `endpoint`'s breaker admits an attempt now (a half-open breaker admits its probes only). */
   admit(endpoint: Endpoint, now: number): boolean {
-    const breakers = this.#breakers;
-    return breakers === undefined || breakers.of(`${endpoint.host}:${endpoint.port}`).tryAcquire(now);
+    const breaker = this.observer(endpoint).breaker;
+    return breaker === undefined || breaker.tryAcquire(now);
   }
 
-  /** The observer of an attempt on `endpoint`. */
-  observer(endpoint: Endpoint): AttemptObserver {
+  /** The observer of an attempt on `endpoint` (cached per endpoint record: no address string per attempt). */
+  observer(endpoint: Endpoint): AttemptRecorder {
     let observer = this.#observers.get(endpoint);
     if (observer === undefined) {
       const address = `${endpoint.host}:${endpoint.port}`;
@@ -215,7 +225,7 @@ export class MethodHealth {
 }
 
 /** Feeds one attempt's outcome to the call statistics, the outlier detector and the breaker. */
-class AttemptRecorder implements AttemptObserver {
+export class AttemptRecorder implements AttemptObserver {
   constructor(
     readonly address: string,
     readonly health: ServiceHealth,

@@ -14,7 +14,7 @@ import { type CircuitBreakerOptions, checkCircuitBreakerOptions } from "../gover
 import { createConcurrencyLimiter } from "../governance/concurrency-limiter.js";
 import type { RateLimitOptions } from "../governance/limiter.js";
 import { checkRateLimitOptions, createRateLimiter } from "../governance/rate-limiters.js";
-import { loadBalancerOf } from "./load-balancer-of.js";
+import { loadBalancerNames, loadBalancerOf } from "./load-balancer-of.js";
 import type { LoadBalancerName } from "./load-balancer-of.js";
 import type { LoadBalancer } from "../cluster/load-balancers/load-balancer.js";
 import type { HashKey } from "../cluster/load-balancers/consistent-hash.js";
@@ -112,11 +112,18 @@ export function policyResolver(
   return (method) => {
     const m: MethodGovernanceOptions = options.methods?.[method.name] ?? {};
     const where = (option: string): string => (m[option as keyof MethodGovernanceOptions] !== undefined ? `methods.${method.name}.${option}` : option);
-    const loadBalancer = loadBalancerOf(m.loadBalancer ?? options.loadBalancer ?? defaults.loadBalancer, { hashKey: options.hashKey });
+    // Checked here whichever strategy reads them, named as written (`retries`, `methods.get.retries`).
+    const balancerOption = m.loadBalancer ?? options.loadBalancer ?? defaults.loadBalancer;
+    if (!isLoadBalancer(balancerOption)) badOption(where("loadBalancer"), `must be one of ${loadBalancerNames.join(", ")} or a LoadBalancer value, got ${JSON.stringify(balancerOption)}`);
+    const loadBalancer = loadBalancerOf(balancerOption, { hashKey: options.hashKey });
     const stats = loadBalancer.needsStats === true ? service.stats() : undefined;
-    const retries = m.retries ?? options.retries ?? defaults.retries;
-    const forks = m.forks ?? options.forks ?? defaults.forks;
+    const retries = integerOption(m.retries ?? options.retries ?? defaults.retries, where("retries"), 0, 10);
+    const forks = integerOption(m.forks ?? options.forks ?? defaults.forks, where("forks"), 1, 10);
+    const timeoutMs = integerOption(m.timeoutMs ?? options.timeoutMs ?? defaults.timeoutMs, where("timeoutMs"), 0, maxTimeoutMs);
     const strategy = m.faultTolerance ?? options.faultTolerance ?? defaults.faultTolerance;
+    if (typeof strategy !== "function" && !faultToleranceNames.includes(strategy)) {
+      badOption(where("faultTolerance"), `must be one of ${faultToleranceNames.join(", ")} or a FaultTolerance, got ${JSON.stringify(strategy)}`);
+    }
     const faultTolerance = faultToleranceOf(strategy, retries, forks, service, shared, `${serviceKey}#${method.name}`);
     const breakerOption = m.circuitBreaker ?? options.circuitBreaker ?? defaults.circuitBreaker;
     const breaker = breakerOption === false ? undefined : checkCircuitBreakerOptions(breakerOption, where("circuitBreaker"));
@@ -125,8 +132,22 @@ export function policyResolver(
         ? undefined
         : new MethodHealth(service.health, breaker === undefined ? undefined : service.health.breakers(method.name, breaker), stats);
     const guard = guardOf(m, options, defaults, method.name, serviceKey, shared, where);
-    return { loadBalancer, stats, faultTolerance, health, guard, timeoutMs: m.timeoutMs ?? options.timeoutMs ?? defaults.timeoutMs };
+    return { loadBalancer, stats, faultTolerance, health, guard, timeoutMs };
   };
+}
+
+/** Largest deadline in ms (the wire carries it as u32; setTimeout takes up to 2^31 - 1). */
+const maxTimeoutMs = 2 ** 31 - 1;
+
+/** `value` when it is an integer in [min, max]; otherwise `bad_option` naming `option`. */
+function integerOption(value: unknown, option: string, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) badOption(option, `must be an integer in ${min}..${max}`);
+  return value;
+}
+
+function isLoadBalancer(value: unknown): boolean {
+  if (typeof value === "string") return (loadBalancerNames as readonly string[]).includes(value);
+  return typeof value === "object" && value !== null && typeof (value as Partial<LoadBalancer>).pick === "function";
 }
 
 function guardOf(
@@ -147,6 +168,7 @@ function guardOf(
     guard.rateLimiter = shared.get(`rate\u0000${serviceKey}#${method}\u0000${JSON.stringify(checked)}`, () => createRateLimiter(checked));
   }
   if (maxConcurrent !== undefined) {
+    integerOption(maxConcurrent, where("maxConcurrent"), 1, 1_000_000);
     guard.concurrency = shared.get(`concurrency\u0000${serviceKey}#${method}\u0000${maxConcurrent}`, () => createConcurrencyLimiter(maxConcurrent));
   }
   if (throttleOption !== false) {

@@ -59,7 +59,8 @@ export const settings = {
   faultTolerance: { kind: "string", env: "FARCALL_FAULT_TOLERANCE", file: "cluster.faultTolerance", oneOf: faultToleranceNames },
   forks: { kind: "integer", env: "FARCALL_FORKS", file: "cluster.forks", min: 1, max: 10 },
   retryBudget: { kind: "json", env: "FARCALL_RETRY_BUDGET", file: "cluster.retryBudget", check: jsonOrOff(checkRetryBudgetOptions) },
-  outlierDetection: { kind: "json", env: "FARCALL_OUTLIER_DETECTION", file: "cluster.outlierDetection", check: jsonOrOff(checkOutlierDetectionOptions) },
+  // `{ "enabled": false }` checks to undefined (no detector): kept as `false`, not dropped as unset.
+  outlierDetection: { kind: "json", env: "FARCALL_OUTLIER_DETECTION", file: "cluster.outlierDetection", check: jsonOrOff((v, where) => checkOutlierDetectionOptions(v, where) ?? false) },
   circuitBreaker: { kind: "json", env: "FARCALL_CIRCUIT_BREAKER", file: "cluster.circuitBreaker", check: jsonOrOff(checkCircuitBreakerOptions) },
   adaptiveThrottle: { kind: "json", env: "FARCALL_ADAPTIVE_THROTTLE", file: "cluster.adaptiveThrottle", check: jsonOrOff(checkAdaptiveThrottleOptions, true) },
   routes: { kind: "json", env: "FARCALL_ROUTES", file: "cluster.routes", check: routesCheck },

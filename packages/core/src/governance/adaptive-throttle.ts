@@ -53,8 +53,12 @@ export function checkAdaptiveThrottleOptions(value: unknown, option: string): Re
  * is 0; when they accept nothing it climbs towards 1, yet never reaches it, so a trickle of
  * requests still finds out when the backends recover.
  *
- * {@link shouldReject} judges on the counts before the request, then counts it: a fresh throttle
- * never rejects. The window is a ring of 10 sub-buckets of `windowMs / 10` ms aligned to multiples
+ * A request is counted when its fate is known: at once when the throttle rejects it
+ * ({@link shouldReject}), when it completes otherwise ({@link completed}). Counting admitted
+ * requests at admission would count a burst of calls sent before any reply came back as requests
+ * with no accepts, and a closed-loop caller, whose locally rejected calls return at once and are
+ * asked again, would then keep itself throttled for a whole window with healthy backends. A
+ * fresh throttle never rejects. The window is a ring of 10 sub-buckets of `windowMs / 10` ms aligned to multiples
  * of `windowMs / 10` from time 0 (the current sub-bucket and the 9 before it). Pure and
  * synchronous, O(1) per call (O(10) when the window moves), no allocation except in
  * {@link snapshot}. Time is the `now` passed in (epoch ms); a `now` earlier than the latest one
@@ -86,24 +90,32 @@ export class AdaptiveThrottle {
   }
 
   /**
-   * Counts one request at `now` and says whether to reject it: true when `random` is below the
-   * rejection probability computed from the counts before this request.
+   * Says whether to reject one request at `now`: true when `random` is below the rejection
+   * probability of the current counts, and then the request is counted. An admitted request is
+   * counted when it {@link completed}.
    * @param random a uniform number in [0, 1) (`Math.random()`; tests pass fixed values).
    */
   shouldReject(now: number, random: number): boolean {
     this.#roll(this.#clock(now));
     const requests = this.#totalRequests;
     const probability = (requests - this.#k * this.#totalAccepts) / (requests + 1);
+    if (!(random < probability)) return false;
     const slot = this.#slot;
     this.#requests[slot] = (this.#requests[slot] as number) + 1;
     this.#totalRequests = requests + 1;
-    return random < probability;
+    return true;
   }
 
-  /** A backend accepted one request at `now` (it answered, other than with an overload rejection). */
-  accepted(now: number): void {
+  /**
+   * An admitted request completed at `now`: counted as a request, and as an accept when `accepted`
+   * (a backend answered it, other than with an overload rejection).
+   */
+  completed(now: number, accepted: boolean): void {
     this.#roll(this.#clock(now));
     const slot = this.#slot;
+    this.#requests[slot] = (this.#requests[slot] as number) + 1;
+    this.#totalRequests++;
+    if (!accepted) return;
     this.#accepts[slot] = (this.#accepts[slot] as number) + 1;
     this.#totalAccepts++;
   }

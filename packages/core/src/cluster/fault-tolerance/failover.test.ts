@@ -5,8 +5,10 @@ import type { Call, Invoke, Reply } from "../../call/call.js";
 import { type Code, FarcallError } from "../../errors/farcall-error.js";
 import { failfast, failover } from "./failover.js";
 import type { ClusterView } from "./fault-tolerance.js";
+import { sampleEndpoint } from "../../registry/sample-endpoint.js";
 
-const cluster: ClusterView = { endpoints: () => [], pick: () => undefined };
+/** A cluster that always has an untried provider left. */
+const cluster: ClusterView = { endpoints: () => [sampleEndpoint("s", 9)], pick: () => undefined };
 
 function makeCall(idempotent: boolean, overrides: Partial<Call> = {}): Call {
   return {
@@ -42,6 +44,20 @@ function scripted(failures: readonly unknown[]): { attempt: Invoke; calls: Call[
 }
 
 describe("failover", () => {
+  it("throws the attempt's own error when no untried provider is left, or when it names no provider", async () => {
+    const refusal = failure(1, { code: "resource_exhausted", details: { reason: "rate_limited" } });
+    const { attempt, calls } = scripted([refusal]);
+    const budget = { deposits: 0, withdrawals: 0, deposit() { this.deposits++; }, tryWithdraw() { this.withdrawals++; return true; } };
+    const empty: ClusterView = { endpoints: () => [], pick: () => undefined };
+    await assert.rejects(failover({ budget })(makeCall(true), attempt, empty), (e) => e === refusal);
+    assert.equal(calls.length, 1);
+    assert.equal(budget.withdrawals, 0, "no budget spent on a retry that cannot go anywhere");
+    const nowhere = new FarcallError("unavailable", "no available provider", { sent: false });
+    const second = scripted([nowhere]);
+    await assert.rejects(failover()(makeCall(true), second.attempt, cluster), (e) => e === nowhere);
+    assert.equal(second.calls.length, 1);
+  });
+
   it("retries unavailable on another provider: attempt + 1 and the failed address in tried", async () => {
     const { attempt, calls } = scripted([failure(1), failure(2, { code: "resource_exhausted" })]);
     const reply = await failover()(makeCall(true), attempt, cluster);

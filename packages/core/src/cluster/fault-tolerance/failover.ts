@@ -1,6 +1,7 @@
 import type { Call, Invoke, Reply } from "../../call/call.js";
+import { tickNow } from "../../timing/tick-clock.js";
 import { badOption, FarcallError } from "../../errors/farcall-error.js";
-import type { FaultTolerance } from "./fault-tolerance.js";
+import type { ClusterView, FaultTolerance } from "./fault-tolerance.js";
 
 /** Options of {@link failover}. */
 export interface FailoverOptions {
@@ -16,7 +17,7 @@ export interface FailoverOptions {
    * when refused. `now` in epoch milliseconds. Default: none (retries bounded by `retries` only).
    */
   readonly budget?: { deposit(now: number): void; tryWithdraw(now: number): boolean };
-  /** The clock for deadlines and the budget, in epoch milliseconds. Default `Date.now`. */
+  /** The clock for deadlines and the budget, in epoch milliseconds. Default `tickNow` (`Date.now()` read once per burst of synchronous work). */
   readonly now?: () => number;
 }
 
@@ -37,7 +38,9 @@ const localRefusals: ReadonlySet<unknown> = new Set(["circuit_open", "rate_limit
  * the consumer's own protection (`sent: false` and `details.reason` `circuit_open`,
  * `rate_limited`, `concurrency_limited` or `throttled`: every provider would get the same answer),
  * nor one whose `details.retryAfterMs` is negative (the provider's pushback: do not retry).
- * Providers already tried (`details.address` of their errors) are excluded; the original deadline
+ * Providers already tried (`details.address` of their errors) are excluded, and an error that names
+ * no provider (no provider to try at all), or one after which no untried provider is left, is
+ * thrown as is rather than retried; the original deadline
  * is never extended; an aborted call is not retried. At most 5 attempts in all.
  *
  * With a `budget`, each call deposits once and each retry withdraws first; when the budget refuses,
@@ -53,22 +56,26 @@ export function failover(options: FailoverOptions = {}): FaultTolerance {
   if (budget !== undefined && (typeof budget.deposit !== "function" || typeof budget.tryWithdraw !== "function")) {
     badOption("budget", "must have deposit(now) and tryWithdraw(now) functions");
   }
-  const now = options.now ?? Date.now;
+  const now = options.now ?? tickNow;
   if (typeof now !== "function") badOption("now", "must be a function returning epoch milliseconds");
   const lastRetry = Math.min(retries, attemptCap - 1);
-  const run = (call: Call, attempt: Invoke): Promise<Reply> =>
+  const run = (call: Call, attempt: Invoke, cluster: ClusterView | undefined): Promise<Reply> =>
     // No async function here: the common case (first attempt succeeds) costs one derived promise.
     attempt(call).then(undefined, (error: unknown) => {
       if (!(error instanceof FarcallError) || call.attempt >= lastRetry || !retryable(error, call, now)) throw error;
-      if (budget !== undefined && !budget.tryWithdraw(now())) throw withDetails(error, { retryBudgetExhausted: true });
       const tried = error.details["address"];
-      const next: Call = { ...call, attempt: call.attempt + 1, tried: typeof tried === "string" ? [...call.tried, tried] : call.tried };
-      return run(next, attempt);
+      // Nothing tried (no provider at all) or nowhere left to go: a retry would only replace this
+      // error with "no available provider" (and spend budget).
+      if (typeof tried !== "string") throw error;
+      const next: Call = { ...call, attempt: call.attempt + 1, tried: [...call.tried, tried] };
+      if (cluster !== undefined && cluster.endpoints(next).length === 0) throw error;
+      if (budget !== undefined && !budget.tryWithdraw(now())) throw withDetails(error, { retryBudgetExhausted: true });
+      return run(next, attempt, cluster);
     });
   if (budget === undefined) return run;
-  return (call: Call, attempt: Invoke): Promise<Reply> => {
+  return (call: Call, attempt: Invoke, cluster: ClusterView | undefined): Promise<Reply> => {
     budget.deposit(now());
-    return run(call, attempt);
+    return run(call, attempt, cluster);
   };
 }
 
