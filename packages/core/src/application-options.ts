@@ -168,6 +168,19 @@ export interface ApplicationOptions {
    * connection drops; the next non-empty list replaces the kept one. Default true.
    */
   readonly emptyProtection?: boolean;
+  /**
+   * Client options per service name, as data (what `app.client(definition, options)` takes, minus
+   * functions): the way to set a client's or a method's balancer, strategy, breaker or limits from
+   * the environment (`FARCALL_CLIENTS`, JSON) or the file (`cluster.clients`). Options passed to
+   * `app.client()` win, key by key and method by method. Default `{}`.
+   */
+  readonly clients?: Readonly<Record<string, ClientOptions>>;
+  /**
+   * Provide options per service name, as data (`rateLimit`, `maxConcurrent`, `weight`, `warmupMs`,
+   * `tag`, `methods`): `FARCALL_SERVICES` (JSON) or `provider.services`. Options passed to
+   * `app.provide()` win. Default `{}`.
+   */
+  readonly services?: Readonly<Record<string, ProvideOptions>>;
   /** Per-call interceptors of every client (outermost first). */
   readonly interceptors?: readonly Interceptor[];
   /** Per-attempt interceptors of every client (outermost first). */
@@ -279,6 +292,8 @@ export const defaults = Object.freeze({
   tagForce: false,
   loadShedding: false as LoadSheddingOptions | boolean,
   loadReport: true as LoadReportOptions | boolean,
+  clients: {} as Readonly<Record<string, ClientOptions>>,
+  services: {} as Readonly<Record<string, ProvideOptions>>,
 });
 
 export type { FaultToleranceName, MethodGovernanceOptions } from "./config/client-policy.js";

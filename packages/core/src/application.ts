@@ -17,6 +17,7 @@ import { tagMetadataKey } from "./governance/routing/tag-router.js";
 import type { MethodGuard } from "./server/service-table.js";
 import { checkLoadSheddingOptions } from "./server/load-shedder.js";
 import { checkLoadReportOptions } from "./server/load-reporter.js";
+import { checkClientSettings, checkProvideSettings, mergeServiceOptions } from "./config/service-settings.js";
 import { loadSettings } from "./config/load-settings.js";
 import { registryFromAddress } from "./config/registry-address.js";
 import type { ServiceDefinition } from "./contract/define-service.js";
@@ -140,6 +141,8 @@ function validate(o: ApplicationOptions): void {
   if (typeof o.adaptiveThrottle !== "boolean") checkAdaptiveThrottleOptions(o.adaptiveThrottle, "adaptiveThrottle");
   if (typeof o.loadShedding !== "boolean") checkLoadSheddingOptions(o.loadShedding, "loadShedding");
   if (typeof o.loadReport !== "boolean") checkLoadReportOptions(o.loadReport, "loadReport");
+  checkClientSettings(o.clients, "clients");
+  checkProvideSettings(o.services, "services");
   if (typeof o.tagForce !== "boolean") badOption("tagForce", "must be true or false");
   if (!Array.isArray(o.routes)) badOption("routes", "must be a list of condition rules");
   conditionRouter(o.routes as NonNullable<ApplicationOptions["routes"]>);
@@ -269,12 +272,14 @@ class FarcallApplication implements Application {
       implementation = first as Implementation<T>;
       options = (second as ProvideOptions | undefined) ?? {};
     }
+    options = mergeServiceOptions(this.#options.services?.[definition.name], options);
     const effective = this.#withGroup(definition);
     this.#table.add(effective, implementation, providerGuards(effective, options));
     this.#provided.push({ definition: effective as ServiceDefinition<unknown>, options });
   }
 
-  client<T>(definition: ServiceDefinition<T>, options: ClientOptions = {}): Stub<T> {
+  client<T>(definition: ServiceDefinition<T>, codeOptions: ClientOptions = {}): Stub<T> {
+    const options = mergeServiceOptions(this.#options.clients?.[definition.name], codeOptions);
     checkLoadBalancer(options.loadBalancer ?? this.#options.loadBalancer, options.hashKey);
     oneOf("faultTolerance", options.faultTolerance ?? "failover", faultToleranceNames, "function");
     if (options.tag !== undefined && (typeof options.tag !== "string" || !/^[\w.\-]{0,64}$/.test(options.tag))) badOption("tag", "0..64 letters, digits, _ . -");

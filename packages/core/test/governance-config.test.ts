@@ -33,6 +33,34 @@ async function names(call: () => Promise<string>, n = 30): Promise<string[]> {
 }
 
 describe("governance configuration (end to end)", () => {
+  it("FARCALL_CLIENTS sets one method's options for a service; code's options for that method win key by key", async () => {
+    const p1 = await w.provider("p1");
+    p1.fail("internal", "insert");
+    const env = { FARCALL_CLIENTS: '{"test.UserService":{"methods":{"insert":{"circuitBreaker":{"strategy":"errorCount","threshold":2,"minCalls":1,"openMs":60000}}}}}', FARCALL_OUTLIER_DETECTION: "false" };
+    const users = w.consumer({ env }).client(Users);
+    for (let i = 0; i < 2; i++) assert.equal((await failure(users.insert(user))).code, "internal");
+    assert.equal((await failure(users.insert(user))).details["reason"], "circuit_open", "the configured breaker opened after 2 errors");
+    assert.equal(p1.count("insert"), 2);
+    const overridden = w.consumer({ env }).client(Users, { methods: { insert: { circuitBreaker: false } } });
+    for (let i = 0; i < 4; i++) assert.equal((await failure(overridden.insert(user))).code, "internal");
+    assert.equal(p1.count("insert"), 6, "code's circuitBreaker: false for the method wins");
+  });
+
+  it("FARCALL_SERVICES sets a provided method's limit; a bad key fails createApplication naming the variable", async () => {
+    const p1 = await w.provider("p1", { app: { env: { FARCALL_SERVICES: '{"test.UserService":{"methods":{"insert":{"maxConcurrent":1}}}}' } } });
+    p1.hold();
+    const users = w.consumer({ faultTolerance: "failfast" }).client(Users);
+    const first = users.insert(user);
+    await untilTurns(() => p1.count("insert") === 1, "the first insert reaches the provider");
+    const refused = await failure(users.insert(user));
+    assert.equal(refused.code, "resource_exhausted");
+    assert.equal(refused.details["reason"], "concurrency_limited");
+    p1.release();
+    await first;
+    assertBadOption(() => createApplication({ env: { FARCALL_CLIENTS: '{"test.UserService":{"retrys":2}}' } }), "FARCALL_CLIENTS (environment).test.UserService.retrys");
+    assertBadOption(() => createApplication({ env: { FARCALL_SERVICES: '{"test.UserService":{"methods":{"insert":{"maxConcurrent":0}}}}' } }), "FARCALL_SERVICES (environment).test.UserService.methods.insert.maxConcurrent");
+  });
+
   it("FARCALL_CIRCUIT_BREAKER turns breakers on for every client; code's circuitBreaker: false wins over it", async () => {
     const p1 = await w.provider("p1");
     p1.fail("internal", "insert");

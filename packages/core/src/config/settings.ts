@@ -1,6 +1,7 @@
 import { badOption } from "../errors/farcall-error.js";
 import { loadBalancerNames } from "./load-balancer-of.js";
 import { faultToleranceNames } from "./client-policy.js";
+import { checkClientSettings, checkProvideSettings } from "./service-settings.js";
 import { checkOutlierDetectionOptions } from "../cluster/outlier-detector.js";
 import { checkAdaptiveThrottleOptions } from "../governance/adaptive-throttle.js";
 import { checkCircuitBreakerOptions } from "../governance/circuit-breaker.js";
@@ -67,6 +68,8 @@ export const settings = {
   tagForce: { kind: "boolean", env: "FARCALL_TAG_FORCE", file: "cluster.tagForce" },
   loadShedding: { kind: "json", env: "FARCALL_LOAD_SHEDDING", file: "server.loadShedding", check: jsonOrOff(checkLoadSheddingOptions, true) },
   tag: { kind: "string", env: "FARCALL_TAG", file: "provider.tag" },
+  clients: { kind: "json", env: "FARCALL_CLIENTS", file: "cluster.clients", check: checkClientSettings },
+  services: { kind: "json", env: "FARCALL_SERVICES", file: "provider.services", check: checkProvideSettings },
   loadReport: { kind: "json", env: "FARCALL_LOAD_REPORT", file: "server.loadReport", check: jsonOrOff(checkLoadReportOptions, true) },
   serializer: { kind: "string", env: "FARCALL_SERIALIZER", file: "serializer", oneOf: ["msgpack", "json"] },
   graceMs: { kind: "integer", env: "FARCALL_GRACE_MS", file: "shutdown.graceMs", min: 0, max: 3_600_000 },
