@@ -69,7 +69,9 @@ export interface ApplicationOptions {
    *   never left), at most `retries` times, within the service's retry budget;
    * - `"failfast"`: one attempt;
    * - `"failsafe"`: failures resolve `undefined` (for calls whose failure must not break the caller);
-   * - `"failback"`: like failsafe, and the failed call is retried in the background (bounded queue);
+   * - `"failback"`: a failed call resolves `undefined` and is retried in the background (bounded
+   *   queue), except `application` and `canceled` errors and non-idempotent calls that may have
+   *   been sent, which are thrown;
    * - `"forking"`: `forks` providers at once, the first success wins (idempotent methods only);
    * - `"broadcast"`: every provider, all must succeed;
    * - or a `FaultTolerance` value.
@@ -183,7 +185,10 @@ export interface ApplicationOptions {
   readonly services?: Readonly<Record<string, ProvideOptions>>;
   /** Per-call interceptors of every client (outermost first). */
   readonly interceptors?: readonly Interceptor[];
-  /** Per-attempt interceptors of every client (outermost first). */
+  /**
+   * Per-attempt interceptors of every client (outermost first): run for each attempt (the first
+   * and each retry), before the provider is picked.
+   */
   readonly attemptInterceptors?: readonly Interceptor[];
   /** Default TCP. */
   readonly transport?: Transport;
@@ -225,9 +230,9 @@ export interface ClientOptions {
   /** This client's adaptive throttle (see the application option). */
   readonly adaptiveThrottle?: AdaptiveThrottleOptions | boolean;
   /**
-   * Routing tag every call of this client asks for (sent as metadata `farcall-tag`, so it
-   * propagates): calls go to providers registered with that tag, or to untagged ones when none
-   * has it (unless `tagForce`). A call's own `farcall-tag` metadata wins.
+   * Routing tag every call of this client asks for (sent as metadata `farcall-tag`; a provider
+   * does not forward it on its own calls): calls go to providers registered with that tag, or to
+   * untagged ones when none has it (unless `tagForce`). A call's own `farcall-tag` metadata wins.
    */
   readonly tag?: string;
   /** Options per method of the service, by method name, over this client's. */

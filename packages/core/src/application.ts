@@ -273,6 +273,7 @@ class FarcallApplication implements Application {
       options = (second as ProvideOptions | undefined) ?? {};
     }
     options = mergeServiceOptions(this.#options.services?.[definition.name], options);
+    if (options.tag !== undefined && (typeof options.tag !== "string" || !/^[\w.\-]{0,64}$/.test(options.tag))) badOption("tag", "0..64 letters, digits, _ . -");
     const effective = this.#withGroup(definition);
     this.#table.add(effective, implementation, providerGuards(effective, options));
     this.#provided.push({ definition: effective as ServiceDefinition<unknown>, options });

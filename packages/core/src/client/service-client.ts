@@ -63,7 +63,7 @@ export interface ServiceClientOptions {
   readonly routing: { readonly current: Routing };
   /** Run once per call, before the provider is picked (outermost first). */
   readonly interceptors: readonly Interceptor[];
-  /** Run once per attempt, after the pick (outermost first). */
+  /** Run once per attempt (first and retries), before routing and the pick (outermost first). */
   readonly attemptInterceptors: readonly Interceptor[];
   /** How long, in ms, a first call waits for the registry's first list of providers. */
   readonly discoveryTimeoutMs: number;

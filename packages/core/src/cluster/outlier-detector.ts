@@ -194,7 +194,8 @@ export class OutlierDetector {
 
   /**
    * Records the result of one attempt on `address`. `failed` should be true when the provider or
-   * the way to it failed (unreachable, connection lost, timed out, overloaded, internal error) and
+   * the way to it failed (unreachable, connection lost, timed out, internal error; the client
+   * leaves out `resource_exhausted`, see `isProviderFailure`) and
    * false when it answered, with a value or with an error it raised; the caller decides, and
    * should record nothing for a call canceled by its caller. Results arriving while the provider
    * is ejected (attempts already in flight) are counted but do not extend the ejection.

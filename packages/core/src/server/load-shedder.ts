@@ -73,6 +73,7 @@ export function resolveLoadShedding(options: LoadSheddingOptions, name = "loadSh
  * @throws FarcallError as {@link resolveLoadShedding}, naming the fields `${name}.<field>`.
  */
 export function checkLoadSheddingOptions(options: unknown, name = "loadShedding"): LoadSheddingOptions {
+  if (Array.isArray(options)) badOption(name, "must be an object of load-shedding options");
   if (typeof options === "object" && options !== null) {
     for (const key of Object.keys(options)) {
       if (!["maxConcurrentCalls", "targetDelayMs", "intervalMs", "random"].includes(key)) badOption(`${name}.${key}`, "unknown load-shedding option");

@@ -48,6 +48,8 @@ export class ServiceTable {
    */
   add<T>(definition: ServiceDefinition<T>, implementation: Implementation<T>, guards?: (method: string) => MethodGuard | undefined): void {
     const self = implementation as unknown as Record<string, unknown>;
+    // Everything is checked before anything is added: a refused service leaves no method behind.
+    const entries: Array<[string, Target]> = [];
     for (const method of definition.methods.values()) {
       const fn = self[method.name];
       if (typeof fn !== "function") badOption(`implementation.${method.name}`, `${definition.name} must implement ${method.name}`);
@@ -55,14 +57,18 @@ export class ServiceTable {
       if (this.#targets.has(key)) badOption("definition", `${definition.name}:${definition.version} (group ${JSON.stringify(definition.group)}) is provided twice`);
       const guard = guards?.(method.name);
       const empty = guard === undefined || (guard.rateLimiter === undefined && guard.concurrency === undefined);
-      this.#targets.set(key, {
-        definition: definition as ServiceDefinition<unknown>,
-        method,
-        fn: fn as (...args: unknown[]) => unknown,
-        self,
-        guard: empty ? undefined : guard,
-      });
+      entries.push([
+        key,
+        {
+          definition: definition as ServiceDefinition<unknown>,
+          method,
+          fn: fn as (...args: unknown[]) => unknown,
+          self,
+          guard: empty ? undefined : guard,
+        },
+      ]);
     }
+    for (const [key, target] of entries) this.#targets.set(key, target);
     this.#services.push(definition as ServiceDefinition<unknown>);
   }
 

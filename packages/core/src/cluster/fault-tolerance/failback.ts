@@ -80,7 +80,9 @@ const systemTimers: FailbackTimers = Object.freeze({
  * failed may serve a later retry once it is back. After `maxAttempts` failed background
  * attempts, or when the queue is full at the failure, the call is dropped (`onDrop`).
  *
- * Lifecycle: `close()` when the client closes; failures after that are thrown as is.
+ * Lifecycle: `close()` it when done with it (the application closes the queues it made for
+ * `faultTolerance: "failback"`, one per method, in `app.close()`); failures after that are
+ * thrown as is.
  *
  * @throws `FarcallError` `invalid_argument` (reason `bad_option`) at construction for a bad option.
  */

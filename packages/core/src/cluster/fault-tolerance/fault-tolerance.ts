@@ -7,7 +7,10 @@ import type { Endpoint } from "../../registry/endpoint.js";
  * the current snapshot (after routing and health filtering).
  */
 export interface ClusterView {
-  /** The providers an attempt of `call` may go to now (routed, usable, not ejected), minus `call.tried`. */
+  /**
+   * The providers an attempt of `call` may go to now: routed, usable, without open breakers for
+   * its method and without ejected ones (unless only ejected ones are left), minus `call.tried`.
+   */
   endpoints(call: Call): readonly Endpoint[];
   /** What the client's balancer would pick for `call` now (excluding `call.tried`); undefined when none. */
   pick(call: Call): Endpoint | undefined;
