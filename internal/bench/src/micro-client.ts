@@ -2,7 +2,8 @@
 // answers every request frame with a response frame carrying the same body, on the next turn of
 // the event loop (as a socket read would). Measures client-process CPU per call at 256 in flight,
 // median (and min) of 9 rounds of 200,000 calls. Run: node dist/src/micro-client.js
-// FARCALL_BENCH_OPTIONS='{"timeoutMs":0}' passes extra application options (JSON).
+// FARCALL_BENCH_OPTIONS='{"timeoutMs":0}' passes extra application options (JSON),
+// FARCALL_BENCH_CLIENT_OPTIONS the client's (JSON).
 import { createApplication, defineService } from "@farcall/core";
 import { FrameDecoder, FrameFlags, FrameWriter, type Link, type Transport } from "@farcall/core/extension";
 import { smallPayload } from "./payloads.js";
@@ -50,7 +51,7 @@ interface EchoApi {
 const Echo = defineService<EchoApi>("bench.Echo", { version: "1.0.0", methods: { echo: { idempotent: true } } });
 const extra = JSON.parse(process.env["FARCALL_BENCH_OPTIONS"] ?? "{}") as Record<string, unknown>;
 const app = createApplication({ name: "micro", registry: "direct://127.0.0.1:1", env: {}, transport, ...extra });
-const echo = app.client(Echo);
+const echo = app.client(Echo, JSON.parse(process.env["FARCALL_BENCH_CLIENT_OPTIONS"] ?? "{}") as Parameters<typeof app.client>[1]);
 
 async function run(calls: number): Promise<void> {
   let started = 0;

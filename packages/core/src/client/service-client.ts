@@ -18,6 +18,7 @@ import type { MethodHealth } from "../cluster/provider-health.js";
 import type { AdaptiveThrottle } from "../governance/adaptive-throttle.js";
 import type { ConcurrencyLimiter, RateLimiter } from "../governance/limiter.js";
 import { type RouteContext, type Router, routeAll } from "../governance/routing/router.js";
+import { tagMetadataKey } from "../governance/routing/tag-router.js";
 
 /** Consumer-side protection of one method (see `guardCall`). */
 export interface CallGuard {
@@ -45,12 +46,41 @@ export interface MethodPolicy {
   readonly guard: CallGuard | undefined;
   /** Deadline in ms when neither the call nor the definition sets one; 0 for none. */
   readonly timeoutMs: number;
+  /** This method's routing result cache. */
+  readonly routeCache: RouteCache;
 }
 
 /** Routers applied before every pick, and what they know of this consumer; replaced when rules change. */
 export interface Routing {
   readonly routers: readonly Router[];
   readonly context: RouteContext;
+  /** Some router's result depends on more than the method and the call's tag (see `Router.perCall`). */
+  readonly perCall?: boolean;
+}
+
+/**
+ * The last routing result of one method: reused while the snapshot, the routing (rules) and the
+ * call's tag are the same, unless a router reads more of the call. Saves walking the routers'
+ * own caches on every attempt.
+ */
+export class RouteCache {
+  #snapshot: readonly Endpoint[] | undefined;
+  #routing: Routing | undefined;
+  #tag: unknown;
+  #result: readonly Endpoint[] = [];
+
+  route(endpoints: readonly Endpoint[], call: Call, routing: Routing): readonly Endpoint[] {
+    const tag = call.metadata[tagMetadataKey];
+    if (endpoints === this.#snapshot && routing === this.#routing && tag === this.#tag) return this.#result;
+    const result = routeAll(routing.routers, endpoints, call, routing.context);
+    if (routing.perCall !== true) {
+      this.#snapshot = endpoints;
+      this.#routing = routing;
+      this.#tag = tag;
+      this.#result = result;
+    }
+    return result;
+  }
 }
 
 /** Per-service settings of a client, resolved by the application. */
@@ -147,7 +177,7 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
 function candidates(call: Call, options: ServiceClientOptions, policy: MethodPolicy, now: number): readonly Endpoint[] {
   let endpoints = options.directory.current(now);
   const routing = options.routing.current;
-  if (routing.routers.length > 0 && endpoints.length > 0) endpoints = routeAll(routing.routers, endpoints, call, routing.context);
+  if (routing.routers.length > 0 && endpoints.length > 0) endpoints = policy.routeCache.route(endpoints, call, routing);
   if (policy.health !== undefined && endpoints.length > 0) endpoints = policy.health.filter(endpoints, now);
   if (call.target !== undefined) return endpoints.filter((e) => addressOf(e) === call.target);
   if (call.tried.length > 0) return endpoints.filter((e) => !call.tried.includes(addressOf(e)));
@@ -310,10 +340,36 @@ function guardCall(guard: CallGuard, next: Invoke): Invoke {
           throw error;
         };
   const release = concurrency === undefined ? undefined : (): void => concurrency.release();
+  // One derived promise per call whatever is on: the throttle's count and the permit's release
+  // happen in the same reactions.
+  const settledOk =
+    onReply === undefined
+      ? (reply: Reply): Reply => {
+          (release as () => void)();
+          return reply;
+        }
+      : release === undefined
+        ? onReply
+        : (reply: Reply): Reply => {
+            release();
+            return onReply(reply);
+          };
+  const settledError =
+    onError === undefined
+      ? (error: unknown): never => {
+          (release as () => void)();
+          throw error;
+        }
+      : release === undefined
+        ? onError
+        : (error: unknown): never => {
+            release();
+            return onError(error);
+          };
+  const watched = onReply !== undefined || release !== undefined;
   const run = (call: Call): Promise<Reply> => {
-    let result = next(call);
-    if (onReply !== undefined) result = result.then(onReply, onError);
-    return release === undefined ? result : result.finally(release);
+    const result = next(call);
+    return watched ? result.then(settledOk, settledError) : result;
   };
   return (call) => {
     const now = tickNow();

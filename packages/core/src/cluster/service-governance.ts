@@ -87,6 +87,10 @@ export interface ServiceGovernanceSnapshot {
 
 const none: readonly Router[] = Object.freeze([]);
 
+function routingOf(routers: Router[], context: RouteContext): { readonly routers: readonly Router[]; readonly context: RouteContext; readonly perCall: boolean } {
+  return Object.freeze({ routers: Object.freeze(routers), context, perCall: routers.some((r) => r.perCall === true) });
+}
+
 /**
  * Everything one consumer keeps per service: the directory (with the operator's overrides), the
  * routing chain (static routes, tag routing, the registry's routes), the providers' health
@@ -99,7 +103,7 @@ export class ServiceGovernance {
   readonly health: ServiceHealth;
   readonly budget: RetryBudget | undefined;
   /** Read by the client on every attempt. */
-  readonly routing: { current: { readonly routers: readonly Router[]; readonly context: RouteContext } };
+  readonly routing: { current: { readonly routers: readonly Router[]; readonly context: RouteContext; readonly perCall: boolean } };
   readonly #options: ServiceGovernanceOptions;
   readonly #static: readonly Router[];
   readonly #tagRouter: Router;
@@ -115,7 +119,7 @@ export class ServiceGovernance {
     this.#options = options;
     this.#static = options.routes.length === 0 ? none : [conditionRouter(options.routes)];
     this.#tagRouter = tagRouter({ force: options.tagForce });
-    this.routing = { current: { routers: Object.freeze([...this.#static, this.#tagRouter]), context: options.context } };
+    this.routing = { current: routingOf([...this.#static, this.#tagRouter], options.context) };
     this.directory = new Directory(options);
     this.health = new ServiceHealth({
       outlierDetection: options.outlierDetection,
@@ -168,7 +172,7 @@ export class ServiceGovernance {
     for (const [address, o] of Object.entries(rules?.providers ?? {})) overrides.set(address, o);
     this.directory.setOverrides(overrides as ProviderOverrides);
     const tag = rules?.tagForce === undefined ? this.#tagRouter : tagRouter({ force: rules.tagForce });
-    this.routing.current = { routers: Object.freeze([...this.#static, tag, ...dynamic]), context: this.#options.context };
+    this.routing.current = routingOf([...this.#static, tag, ...dynamic], this.#options.context);
   }
 
   /** Periodic upkeep (outlier sweep), run by the application every outlier interval. */

@@ -1,4 +1,4 @@
-import type { CallGuard, MethodPolicy } from "../client/service-client.js";
+import { type CallGuard, type MethodPolicy, RouteCache } from "../client/service-client.js";
 import { broadcast } from "../cluster/fault-tolerance/broadcast.js";
 import { failback } from "../cluster/fault-tolerance/failback.js";
 import { failfast, failover } from "../cluster/fault-tolerance/failover.js";
@@ -132,7 +132,7 @@ export function policyResolver(
         ? undefined
         : new MethodHealth(service.health, breaker === undefined ? undefined : service.health.breakers(method.name, breaker), stats);
     const guard = guardOf(m, options, defaults, method.name, serviceKey, shared, where);
-    return { loadBalancer, stats, faultTolerance, health, guard, timeoutMs };
+    return { loadBalancer, stats, faultTolerance, health, guard, routeCache: new RouteCache(), timeoutMs };
   };
 }
 

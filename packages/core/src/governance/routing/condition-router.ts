@@ -65,6 +65,7 @@ export function conditionRouter(rules: readonly (string | ConditionRuleOptions)[
   let cachedFor: RouteContext = { application: "", host: "" };
 
   return {
+    perCall: !cacheable,
     name: "conditionRouter",
     route(endpoints: readonly Endpoint[], call: Call, context: RouteContext): readonly Endpoint[] {
       if (active.length === 0 || endpoints.length === 0) return endpoints;

@@ -20,6 +20,12 @@ export interface RouteContext {
 export interface Router {
   /** The factory's name, for logs and metrics (e.g. `"tagRouter"`). */
   readonly name: string;
+  /**
+   * True when the result depends on the call beyond its method and its `farcall-tag` metadata
+   * (a rule reading arguments or other metadata): the client then routes every call afresh.
+   * Otherwise it may reuse the result for calls of the same method, snapshot and tag. Default false.
+   */
+  readonly perCall?: boolean;
   route(endpoints: readonly Endpoint[], call: Call, context: RouteContext): readonly Endpoint[];
 }
 
