@@ -11,6 +11,13 @@ export interface AttemptObserver {
   /** An attempt begins; returns its start time (the observer's own clock), handed back to `settled`. */
   started(): number;
   /**
+   * The attempt had to wait for a connection, and its request goes out now: returns a fresh start
+   * time to hand to `settled` instead, so that connecting does not count as the provider's
+   * latency. Changes nothing else (the attempt stays in flight). Optional: without it the first
+   * start time is kept.
+   */
+  resumed?(): number;
+  /**
    * The attempt ended: with a reply when `error` is undefined, otherwise with `error` (its `sent`
    * tells whether the request left this process, its `code` what happened).
    */

@@ -237,7 +237,8 @@ async function acquireAndInvoke(
     observer?.settled(startedAt, FarcallError.from(error));
     throw error;
   }
-  return connection.invoke(call, route, observer, startedAt);
+  // Latency is the provider's: connecting does not count.
+  return connection.invoke(call, route, observer, observer?.resumed === undefined ? startedAt : observer.resumed());
 }
 
 /** Waits for the registry's first list within the call's deadline; `noProvider` when it never came. */

@@ -20,7 +20,7 @@ function attempt(stats: EndpointStats, clock: { advance: (ms: number) => void },
 describe("EndpointStats", () => {
   it("counts an attempt in flight from started() to settled()", () => {
     const clock = fakeClock();
-    const stats = new EndpointStats("h:1", clock.now);
+    const stats = new EndpointStats("h:1", clock.now, 10_000);
     const a = stats.started();
     const b = stats.started();
     assert.equal(stats.inFlight, 2);
@@ -31,7 +31,7 @@ describe("EndpointStats", () => {
 
   it("counts provider trouble as failures, answers (application errors too) as successes, cancellations as neither", () => {
     const clock = fakeClock();
-    const stats = new EndpointStats("h:1", clock.now);
+    const stats = new EndpointStats("h:1", clock.now, 10_000);
     for (const code of ["unavailable", "deadline_exceeded", "resource_exhausted", "internal", "unknown"] as const) {
       attempt(stats, clock, 1, new FarcallError(code, code));
     }
@@ -76,7 +76,7 @@ describe("EndpointStats", () => {
 
   it("learns no latency from attempts that never reached the provider, or were canceled", () => {
     const clock = fakeClock();
-    const stats = new EndpointStats("h:1", clock.now);
+    const stats = new EndpointStats("h:1", clock.now, 10_000);
     attempt(stats, clock, 3000, new FarcallError("unavailable", "connect failed", { sent: false }));
     attempt(stats, clock, 3000, new FarcallError("canceled", "by the caller"));
     assert.equal(stats.peakMs(), 0);
@@ -95,7 +95,7 @@ describe("EndpointStats", () => {
     assert.equal(measured.expectedWaitMs(clock.now()), 60_000 * 3);
     load.factor = 2;
     assert.equal(measured.peakCost(clock.now()), 60_000 * 3 * 2);
-    const fresh = new EndpointStats("h:2", clock.now);
+    const fresh = new EndpointStats("h:2", clock.now, 10_000);
     assert.equal(fresh.peakCost(clock.now()), 0, "idle and unknown: worth a try");
     fresh.started();
     assert.ok(fresh.peakCost(clock.now()) > measured.peakCost(clock.now()));
@@ -106,7 +106,7 @@ describe("EndpointStats", () => {
 describe("EndpointStatsTable", () => {
   it("keeps one history per address, across endpoint records of new snapshots", () => {
     const clock = fakeClock();
-    const table = new EndpointStatsTable({ now: clock.now });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: clock.now });
     const first = sampleEndpoint("s", 2000, { pid: 1 });
     const restarted = sampleEndpoint("s", 2000, { pid: 2 });
     const other = sampleEndpoint("s", 2001);
@@ -116,7 +116,7 @@ describe("EndpointStatsTable", () => {
   });
 
   it("aligns stats with a snapshot, cached by identity", () => {
-    const table = new EndpointStatsTable({ now: fakeClock().now });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: fakeClock().now });
     const snapshot = Object.freeze([sampleEndpoint("s", 2000), sampleEndpoint("s", 2001)]);
     const aligned = table.forSnapshot(snapshot);
     assert.equal(table.forSnapshot(snapshot), aligned, "same snapshot, same array");
@@ -126,7 +126,7 @@ describe("EndpointStatsTable", () => {
 
   it("forgets addresses absent from every snapshot for 10 minutes, unless calls are in flight", () => {
     const clock = fakeClock();
-    const table = new EndpointStatsTable({ now: clock.now });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: clock.now });
     const a = sampleEndpoint("s", 2000);
     const b = sampleEndpoint("s", 2001);
     const c = sampleEndpoint("s", 2002);

@@ -7,7 +7,8 @@ import { tickPreciseNow } from "../timing/tick-clock.js";
 export interface EndpointStatsTableOptions {
   /**
    * Time constant of the latency estimates, in ms: a sample's weight, and how fast an estimate
-   * fades while no sample arrives, go as `e^(-Δt / decayMs)`. Default 10000 (Finagle's Peak EWMA).
+   * fades while no sample arrives, go as `e^(-Δt / decayMs)`. Default 5000 (Finagle and Linkerd use
+   * 10000; half that brings a provider that was slow back into rotation twice as fast).
    */
   readonly decayMs?: number;
   /**
@@ -20,7 +21,7 @@ export interface EndpointStatsTableOptions {
 }
 
 /** Default time constant of the latency estimates, in ms. */
-export const defaultDecayMs = 10_000;
+export const defaultDecayMs = 5000;
 /** How long, in ms, the stats of an address absent from every snapshot are kept. */
 const forgetAfterMs = 10 * 60_000;
 /**
@@ -80,7 +81,7 @@ export class EndpointStats implements AttemptObserver {
   /**
    * @param address the provider's `host:port`.
    * @param now monotonic clock in ms; default {@link tickPreciseNow}.
-   * @param decayMs time constant of the latency estimates in ms; default 10000.
+   * @param decayMs time constant of the latency estimates in ms; default 5000.
    * @param loadSource where the provider's reported load factor is read; none: `load` is 1.
    */
   constructor(readonly address: string, now: () => number = tickPreciseNow, decayMs = defaultDecayMs, loadSource?: { readonly factor: number }) {
@@ -91,6 +92,10 @@ export class EndpointStats implements AttemptObserver {
 
   started(): number {
     this.inFlight++;
+    return this.#now();
+  }
+
+  resumed(): number {
     return this.#now();
   }
 

@@ -238,6 +238,11 @@ export class AttemptRecorder implements AttemptObserver {
     return this.breaker === undefined ? 0 : tickPreciseNow();
   }
 
+  resumed(): number {
+    if (this.stats !== undefined) return this.stats.resumed();
+    return this.breaker === undefined ? 0 : tickPreciseNow();
+  }
+
   settled(startedAt: number, error: FarcallError | undefined): void {
     this.stats?.settled(startedAt, error);
     const now = tickNow();

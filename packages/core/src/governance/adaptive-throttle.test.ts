@@ -39,7 +39,7 @@ function formula(requests: number, accepts: number, k = 2): number {
 describe("checkAdaptiveThrottleOptions", () => {
   it("fills the defaults and freezes the copy", () => {
     const checked = checkAdaptiveThrottleOptions({}, "adaptiveThrottle");
-    assert.deepEqual(checked, { k: 2, windowMs: 120_000 });
+    assert.deepEqual(checked, { k: 2, windowMs: 10_000 });
     assert.ok(Object.isFrozen(checked));
     assert.deepEqual(checkAdaptiveThrottleOptions(JSON.parse('{"k":1.1,"windowMs":1}'), "t"), { k: 1.1, windowMs: 1 });
     assert.deepEqual(checkAdaptiveThrottleOptions({ k: 1000, windowMs: 3_600_000 }, "t"), { k: 1000, windowMs: 3_600_000 });

@@ -11,7 +11,7 @@ export interface AdaptiveThrottleOptions {
    * (SRE book: 2). A number in [1, 1000]; default 2.
    */
   readonly k?: number;
-  /** The window in ms over which requests and accepts are counted, kept as 10 sub-buckets. In [1, 3600000]; default 120000 (2 minutes). */
+  /** The window in ms over which requests and accepts are counted, kept as 10 sub-buckets. In [1, 3600000]; default 10000 (10 s; the SRE book counts over 2 minutes, which keeps refusing calls for minutes after the providers recover). */
   readonly windowMs?: number;
 }
 
@@ -39,7 +39,7 @@ export function checkAdaptiveThrottleOptions(value: unknown, option: string): Re
   const fields = optionFields(value, option, ["k", "windowMs"]);
   return Object.freeze({
     k: numberField(fields.k, `${option}.k`, 2, 1, 1000),
-    windowMs: numberField(fields.windowMs, `${option}.windowMs`, 120_000, 1, 3_600_000),
+    windowMs: numberField(fields.windowMs, `${option}.windowMs`, 10_000, 1, 3_600_000),
   });
 }
 

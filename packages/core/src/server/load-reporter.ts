@@ -42,7 +42,7 @@ export function checkLoadReportOptions(value: unknown, name = "loadReport"): Loa
  */
 export class LoadReporter {
   readonly intervalMs: number;
-  /** The latest report as reply metadata; undefined before the first sample. */
+  /** The latest report as reply metadata; undefined before the first sample (one interval after `start`). */
   metadata: Metadata | undefined;
   readonly #sample: () => LoadSample;
   #timer: NodeJS.Timeout | undefined;

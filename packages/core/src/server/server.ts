@@ -227,10 +227,8 @@ export class Server {
       this.#idleTimer = setInterval(() => this.#closeIdle(idle), Math.max(100, idle / 4));
       this.#idleTimer.unref();
     }
-    if (this.#loadReporter !== undefined && !this.#draining) {
-      this.#loadReporter.start();
-      this.#loadReporter.tick();
-    }
+    // The first report goes out after one whole interval: a sample over an instant is all busy.
+    if (this.#loadReporter !== undefined && !this.#draining) this.#loadReporter.start();
     if (this.#shedder !== undefined && !this.#draining && this.#meter === undefined) {
       this.#meter = eventLoopDelayMeter();
       this.#shedder.start();

@@ -22,7 +22,7 @@ describe("adaptive (P2C over Peak EWMA)", () => {
       fc.property(fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 2, maxLength: 8 }), fc.nat(), fc.integer(), (weights, slowIndex, seed) => {
         const endpoints = weights.map((w, i) => sampleEndpoint("s", 5000 + i, { weight: w }));
         const slow = endpoints[slowIndex % endpoints.length] as Endpoint;
-        const table = new EndpointStatsTable({ now: () => 10_000 });
+        const table = new EndpointStatsTable({ decayMs: 10_000, now: () => 10_000 });
         for (const e of endpoints) reply(table, e, e === slow ? 500 : 1);
         const lb = adaptive({ random: seededRandom(seed) });
         let slowPicks = 0;
@@ -37,7 +37,7 @@ describe("adaptive (P2C over Peak EWMA)", () => {
   });
 
   it("weighs latency by calls in flight: a 1 ms endpoint with 999 calls waiting loses to a 500 ms idle one", () => {
-    const table = new EndpointStatsTable({ now: () => 10_000 });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: () => 10_000 });
     const slow = sampleEndpoint("s", 5000);
     const busy = sampleEndpoint("s", 5001);
     reply(table, slow, 500);
@@ -47,7 +47,7 @@ describe("adaptive (P2C over Peak EWMA)", () => {
   });
 
   it("avoids an endpoint with calls in flight and no reply yet, and takes it once it answers fast", () => {
-    const table = new EndpointStatsTable({ now: () => 10_000 });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: () => 10_000 });
     const known = sampleEndpoint("s", 5000);
     const fresh = sampleEndpoint("s", 5001);
     reply(table, known, 50);
@@ -61,7 +61,7 @@ describe("adaptive (P2C over Peak EWMA)", () => {
 
   it("reacts to the first slow reply, and tries the endpoint again after its peak fades (τ = 10 s)", () => {
     let t = 0;
-    const table = new EndpointStatsTable({ now: () => t });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: () => t });
     const a = sampleEndpoint("s", 5000);
     const b = sampleEndpoint("s", 5001);
     reply(table, a, 1);
@@ -82,7 +82,7 @@ describe("adaptive (P2C over Peak EWMA)", () => {
 
   it("multiplies the cost by the endpoint's reported load factor", () => {
     const loads = new Map([["127.0.0.1:5000", { factor: 1 }], ["127.0.0.1:5001", { factor: 1 }]]);
-    const table = new EndpointStatsTable({ now: () => 10_000, loadOf: (address) => loads.get(address) ?? { factor: 1 } });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: () => 10_000, loadOf: (address) => loads.get(address) ?? { factor: 1 } });
     const a = sampleEndpoint("s", 5000);
     const b = sampleEndpoint("s", 5001);
     reply(table, a, 10);
@@ -97,13 +97,13 @@ describe("adaptive (P2C over Peak EWMA)", () => {
     const endpoints = [sampleEndpoint("s", 5000, { weight: 0 }), sampleEndpoint("s", 5001, { weight: 10 })];
     const retry = { args: [], metadata: {}, tried: ["127.0.0.1:5002"] } as unknown as Call;
     const lb = adaptive({ random: seededRandom(1) });
-    for (let i = 0; i < 100; i++) assert.equal(lb.pick(endpoints, retry, 0, new EndpointStatsTable()), endpoints[1]);
+    for (let i = 0; i < 100; i++) assert.equal(lb.pick(endpoints, retry, 0, new EndpointStatsTable({ decayMs: 10_000 })), endpoints[1]);
   });
 
   it("returns undefined for no endpoint and the only one for one", () => {
     const lb = adaptive();
     assert.equal(lb.needsStats, true);
-    assert.equal(lb.pick([], call, 0, new EndpointStatsTable()), undefined);
+    assert.equal(lb.pick([], call, 0, new EndpointStatsTable({ decayMs: 10_000 })), undefined);
     const only = sampleEndpoint("s", 5000);
     assert.equal(lb.pick([only], call, 0), only);
   });

@@ -13,7 +13,7 @@ export interface AdaptiveOptions {
  * Adaptive: power of two choices over Peak EWMA (Finagle's and Linkerd's default balancer). Draws
  * two distinct endpoints at random in proportion to their warm-up adjusted weights and takes the
  * one with the lower cost, `peakMs × (inFlight + 1) × load` (see `EndpointStats`): latency as it
- * is now (a slow reply raises it at once, it fades over ~10 s) times the calls the endpoint would
+ * is now (a slow reply raises it at once, it fades over ~5 s) times the calls the endpoint would
  * be serving. A provider that slows down stops getting calls after its first slow reply; one
  * with calls in flight and no reply yet is avoided while another can be drawn. Comparing two
  * random endpoints rather than all of them keeps the pick O(1) when weights are equal and spares

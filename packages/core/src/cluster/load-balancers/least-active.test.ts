@@ -20,7 +20,7 @@ describe("leastActive", () => {
           const least = Math.min(...list.map((e) => e.active));
           fc.pre(list.filter((e) => e.active === least).length === 1);
           const endpoints = list.map((e, i) => sampleEndpoint("s", 3000 + i, { weight: e.weight }));
-          const table = new EndpointStatsTable({ now: () => 0 });
+          const table = new EndpointStatsTable({ decayMs: 10_000, now: () => 0 });
           list.forEach((e, i) => {
             for (let k = 0; k < e.active; k++) table.get(endpoints[i] ?? assert.fail()).started();
           });
@@ -36,7 +36,7 @@ describe("leastActive", () => {
 
   it("breaks ties among the least active only, by weight", () => {
     const endpoints = [sampleEndpoint("s", 3000, { weight: 300 }), sampleEndpoint("s", 3001, { weight: 100 }), sampleEndpoint("s", 3002, { weight: 1000 })];
-    const table = new EndpointStatsTable({ now: () => 0 });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: () => 0 });
     table.get(endpoints[2] ?? assert.fail()).started();
     const lb = leastActive({ random: seededRandom(3) });
     const picks = 20_000;
@@ -52,7 +52,7 @@ describe("leastActive", () => {
 
   it("follows the counts the client records: an endpoint's calls in flight send the next ones elsewhere", () => {
     const endpoints = [sampleEndpoint("s", 3000), sampleEndpoint("s", 3001), sampleEndpoint("s", 3002)];
-    const table = new EndpointStatsTable({ now: () => 0 });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: () => 0 });
     const lb = leastActive({ random: seededRandom(11) });
     // Three calls in a row, each still running: one per endpoint.
     const started = [0, 1, 2].map(() => {
@@ -70,7 +70,7 @@ describe("leastActive", () => {
   it("leaves weight-0 endpoints out while another has weight, even when idle", () => {
     const zero = sampleEndpoint("s", 3000, { weight: 0 });
     const busy = sampleEndpoint("s", 3001, { weight: 10 });
-    const table = new EndpointStatsTable({ now: () => 0 });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: () => 0 });
     for (let k = 0; k < 5; k++) table.get(busy).started();
     assert.equal(leastActive().pick([zero, busy], call, 0, table), busy);
   });
@@ -78,7 +78,7 @@ describe("leastActive", () => {
   it("returns undefined for no endpoint and the only one for one; declares that it reads statistics", () => {
     const lb = leastActive();
     assert.equal(lb.needsStats, true);
-    assert.equal(lb.pick([], call, 0, new EndpointStatsTable()), undefined);
+    assert.equal(lb.pick([], call, 0, new EndpointStatsTable({ decayMs: 10_000 })), undefined);
     const only = sampleEndpoint("s", 3000);
     assert.equal(lb.pick([only], call, 0), only);
   });

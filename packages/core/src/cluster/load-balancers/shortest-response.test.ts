@@ -19,7 +19,7 @@ describe("shortestResponse", () => {
           const wait = list.map((e) => e.latencyMs * (e.active + 1));
           const best = Math.min(...wait);
           fc.pre(wait.filter((w) => w === best).length === 1);
-          const table = new EndpointStatsTable({ now: () => 10_000 });
+          const table = new EndpointStatsTable({ decayMs: 10_000, now: () => 10_000 });
           const endpoints = list.map((e, i) => sampleEndpoint("s", 4000 + i, { weight: 1 + ((i * 37) % 100) }));
           list.forEach((e, i) => {
             const stats = table.get(endpoints[i] ?? assert.fail());
@@ -37,7 +37,7 @@ describe("shortestResponse", () => {
 
   it("sends a new endpoint one call at a time until its first reply", () => {
     let t = 0;
-    const table = new EndpointStatsTable({ now: () => t });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: () => t });
     const known = sampleEndpoint("s", 4000);
     const fresh = sampleEndpoint("s", 4001);
     const stats = table.get(known);
@@ -55,7 +55,7 @@ describe("shortestResponse", () => {
 
   it("comes back to a slow endpoint once its estimate has faded below the others' (τ = 10 s)", () => {
     let t = 0;
-    const table = new EndpointStatsTable({ now: () => t });
+    const table = new EndpointStatsTable({ decayMs: 10_000, now: () => t });
     const slow = sampleEndpoint("s", 4000);
     const fast = sampleEndpoint("s", 4001);
     for (const [e, ms] of [[slow, 500], [fast, 5]] as const) {
@@ -83,7 +83,7 @@ describe("shortestResponse", () => {
   it("returns undefined for no endpoint and the only one for one", () => {
     const lb = shortestResponse();
     assert.equal(lb.needsStats, true);
-    assert.equal(lb.pick([], call, 0, new EndpointStatsTable()), undefined);
+    assert.equal(lb.pick([], call, 0, new EndpointStatsTable({ decayMs: 10_000 })), undefined);
     const only = sampleEndpoint("s", 4000);
     assert.equal(lb.pick([only], call, 0), only);
   });
