@@ -209,6 +209,9 @@ export class OutlierDetector {
       this.#providers.set(address, p);
     }
     p.intervalRequests++;
+    // The common case changes nothing: a success of a provider reported healthy, with no failure
+    // this interval or in a row, while no provider waits for the ejection cap.
+    if (!failed && p.consecutiveFailures === 0 && p.intervalFailures === 0 && p.reported === "healthy" && this.#waiting.size === 0) return;
     if (!failed) {
       p.consecutiveFailures = 0;
       this.#waiting.delete(p);
