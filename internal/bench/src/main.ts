@@ -10,7 +10,7 @@ import { installChildCleanup } from "./children.js";
 import { errorMessage } from "./ipc.js";
 import { parseOptions, usage, type BenchOptions } from "./options.js";
 import { payloadKinds } from "./payloads.js";
-import { cellKey, formatLatency, formatRate, renderTable, type Results } from "./report.js";
+import { cellKey, formatLatency, formatRate, renderGovernanceCost, renderTable, type Results } from "./report.js";
 import { processWarmupMs, runSystemRound, SystemUnavailableError } from "./runner.js";
 import type { SystemName } from "./systems/index.js";
 
@@ -91,6 +91,9 @@ async function main(): Promise<void> {
       `above ~1 other work shared the cores, and calls/s suffers more than calls per CPU-s.`,
     "",
     table,
+    ...((governance) => (governance.length > 0 ? ["", "Governance cost (the full governed path against the direct one):", ...governance] : []))(
+      renderGovernanceCost({ systems: options.systems, kinds: payloadKinds, concurrencies: options.concurrencies, results }),
+    ),
     ...(notes.length > 0 ? ["", "Notes:", ...notes] : []),
     "",
   ].join("\n");

@@ -100,3 +100,37 @@ export function renderTable({ systems, kinds, concurrencies, results }: ReportCo
   }
   return lines.join("\n");
 }
+
+/**
+ * The cost governance adds: `farcall-governed` against `farcall-direct` in each payload and
+ * in-flight cell where both ran, as CPU µs per call (client + server) and calls/s, from the medians
+ * and paired by round (each round runs both back to back, so a round's ratio cancels most of the
+ * machine's drift). Empty when either system was not run.
+ */
+export function renderGovernanceCost({ kinds, concurrencies, results }: ReportContext): string[] {
+  const lines: string[] = [];
+  const cpuOf = (s: Sample): number => s.clientCpuUsPerCall + s.serverCpuUsPerCall;
+  for (const kind of kinds) {
+    for (const concurrency of concurrencies) {
+      const direct = results.get(cellKey({ kind, concurrency, system: "farcall-direct" })) ?? [];
+      const governed = results.get(cellKey({ kind, concurrency, system: "farcall-governed" })) ?? [];
+      if (direct.length === 0 || governed.length === 0) continue;
+      const median = (values: number[]): number => {
+        const sorted = [...values].sort((a, b) => a - b);
+        const mid = sorted.length >> 1;
+        return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+      };
+      const pairs = Math.min(direct.length, governed.length);
+      const paired: number[] = [];
+      for (let i = 0; i < pairs; i++) paired.push(cpuOf(governed[i] as Sample) / cpuOf(direct[i] as Sample) - 1);
+      const cpuChange = median(governed.map(cpuOf)) / median(direct.map(cpuOf)) - 1;
+      const rateChange = median(governed.map((s) => s.callsPerSecond)) / median(direct.map((s) => s.callsPerSecond)) - 1;
+      const pct = (x: number): string => `${x >= 0 ? "+" : "−"}${Math.abs(x * 100).toFixed(1)} %`;
+      lines.push(
+        `- ${kindLabel[kind]}, ${String(concurrency)} in flight: governed vs direct, CPU per call ${pct(cpuChange)} (medians), ` +
+          `${pct(median(paired))} (median of ${String(pairs)} rounds paired: ${paired.map(pct).join(", ")}); calls/s ${pct(rateChange)}`,
+      );
+    }
+  }
+  return lines;
+}
