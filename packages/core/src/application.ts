@@ -17,7 +17,7 @@ import { tagMetadataKey } from "./governance/routing/tag-router.js";
 import type { MethodGuard } from "./server/service-table.js";
 import { checkLoadSheddingOptions } from "./server/load-shedder.js";
 import { checkLoadReportOptions } from "./server/load-reporter.js";
-import { checkClientSettings, checkProvideSettings, mergeServiceOptions } from "./config/service-settings.js";
+import { checkClientSettings, checkProvideSettings, checkTag, mergeServiceOptions, withoutUndefined } from "./config/service-settings.js";
 import { loadSettings } from "./config/load-settings.js";
 import { registryFromAddress } from "./config/registry-address.js";
 import type { ServiceDefinition } from "./contract/define-service.js";
@@ -118,10 +118,6 @@ function isDefinition(value: object): value is ServiceDefinition<unknown> {
   return (value as Partial<ServiceDefinition<unknown>>).methods instanceof Map && typeof (value as { name?: unknown }).name === "string";
 }
 
-function withoutUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
 function validate(o: ApplicationOptions): void {
   const int = (name: keyof ApplicationOptions, min: number, max: number): void => {
     const v = o[name];
@@ -134,7 +130,7 @@ function validate(o: ApplicationOptions): void {
   checkLoadBalancer(o.loadBalancer);
   oneOf("faultTolerance", o.faultTolerance, faultToleranceNames, "function");
   int("forks", 1, 10);
-  if (typeof o.tag !== "string" || !/^[\w.\-]{0,64}$/.test(o.tag)) badOption("tag", "0..64 letters, digits, _ . -");
+  checkTag(o.tag, "tag");
   if (o.retryBudget !== false) checkRetryBudgetOptions(o.retryBudget, "retryBudget");
   if (o.outlierDetection !== false) checkOutlierDetectionOptions(o.outlierDetection, "outlierDetection");
   if (o.circuitBreaker !== false) checkCircuitBreakerOptions(o.circuitBreaker, "circuitBreaker");
@@ -273,7 +269,7 @@ class FarcallApplication implements Application {
       options = (second as ProvideOptions | undefined) ?? {};
     }
     options = mergeServiceOptions(this.#options.services?.[definition.name], options);
-    if (options.tag !== undefined && (typeof options.tag !== "string" || !/^[\w.\-]{0,64}$/.test(options.tag))) badOption("tag", "0..64 letters, digits, _ . -");
+    if (options.tag !== undefined) checkTag(options.tag, "tag");
     const effective = this.#withGroup(definition);
     this.#table.add(effective, implementation, providerGuards(effective, options));
     this.#provided.push({ definition: effective as ServiceDefinition<unknown>, options });
@@ -283,7 +279,7 @@ class FarcallApplication implements Application {
     const options = mergeServiceOptions(this.#options.clients?.[definition.name], codeOptions);
     checkLoadBalancer(options.loadBalancer ?? this.#options.loadBalancer, options.hashKey);
     oneOf("faultTolerance", options.faultTolerance ?? "failover", faultToleranceNames, "function");
-    if (options.tag !== undefined && (typeof options.tag !== "string" || !/^[\w.\-]{0,64}$/.test(options.tag))) badOption("tag", "0..64 letters, digits, _ . -");
+    if (options.tag !== undefined) checkTag(options.tag, "tag");
     if (this.#closing) throw new FarcallError("unavailable", "the application is closed", { sent: false });
     const effective = this.#withGroup(definition);
     const key = `${effective.group}/${effective.name}:${effective.version}`;

@@ -60,9 +60,7 @@ const clientChecks: Readonly<Record<string, Check>> = {
   adaptiveThrottle: (value, where) => {
     if (typeof value !== "boolean") checkAdaptiveThrottleOptions(value, where);
   },
-  tag: (value, where) => {
-    if (typeof value !== "string" || !tagPattern.test(value)) badOption(where, "0..64 letters, digits, _ . -");
-  },
+  tag: (value, where) => checkTag(value, where),
 };
 
 const providedMethodChecks: Readonly<Record<string, Check>> = {
@@ -134,6 +132,14 @@ export function checkProvideSettings(value: unknown, where = "services"): Readon
 }
 
 /**
+ * Checks a routing tag: 0..64 letters, digits, `_ . -`.
+ * @throws FarcallError `invalid_argument` (`bad_option`) naming `where`.
+ */
+export function checkTag(value: unknown, where: string): void {
+  if (typeof value !== "string" || !tagPattern.test(value)) badOption(where, "0..64 letters, digits, _ . -");
+}
+
+/**
  * `code` over `configured`: key by key, and `methods` method by method (a method's options
  * merged key by key too).
  */
@@ -145,6 +151,7 @@ export function mergeServiceOptions<T extends { readonly methods?: Readonly<Reco
   return Object.keys(methods).length === 0 ? merged : { ...merged, methods };
 }
 
-function withoutUndefined<T extends object>(value: T): Partial<T> {
+/** `value` without its keys whose value is `undefined` (so that spreading it overrides nothing with them). */
+export function withoutUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

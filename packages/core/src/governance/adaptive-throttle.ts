@@ -1,7 +1,8 @@
-import { badOption } from "../errors/farcall-error.js";
+import { optionFields, numberField } from "./option-fields.js";
+import { WindowCounts } from "./window-counts.js";
 
-/** Sub-buckets of the window. */
-const subBuckets = 10;
+const requests = 0;
+const accepts = 1;
 
 /** Options of {@link AdaptiveThrottle}. */
 export interface AdaptiveThrottleOptions {
@@ -68,25 +69,14 @@ export function checkAdaptiveThrottleOptions(value: unknown, option: string): Re
  */
 export class AdaptiveThrottle {
   readonly #k: number;
-  readonly #bucketMs: number;
-  readonly #requests = new Float64Array(subBuckets);
-  readonly #accepts = new Float64Array(subBuckets);
-  #totalRequests = 0;
-  #totalAccepts = 0;
-  /** Index of the current sub-bucket in the arrays. */
-  #slot = 0;
-  /** Absolute number of the current sub-bucket, `floor(time / bucketMs)`. */
-  #bucket = Number.NEGATIVE_INFINITY;
-  /** The latest finite `now`. */
-  #last = Number.NEGATIVE_INFINITY;
-  /** Sum of the clock's steps back: the throttle's own time is `now + #skew`. */
-  #skew = 0;
+  /** Series 0: requests; 1: accepts. */
+  readonly #window: WindowCounts;
 
   /** @param options validated with {@link checkAdaptiveThrottleOptions} under the name `adaptiveThrottle`. */
   constructor(options: AdaptiveThrottleOptions = {}) {
     const o = checkAdaptiveThrottleOptions(options, "adaptiveThrottle");
     this.#k = o.k;
-    this.#bucketMs = o.windowMs / subBuckets;
+    this.#window = new WindowCounts(o.windowMs, 2);
   }
 
   /**
@@ -96,13 +86,12 @@ export class AdaptiveThrottle {
    * @param random a uniform number in [0, 1) (`Math.random()`; tests pass fixed values).
    */
   shouldReject(now: number, random: number): boolean {
-    this.#roll(this.#clock(now));
-    const requests = this.#totalRequests;
-    const probability = (requests - this.#k * this.#totalAccepts) / (requests + 1);
+    const window = this.#window;
+    window.advance(now);
+    const total = window.total(requests);
+    const probability = (total - this.#k * window.total(accepts)) / (total + 1);
     if (!(random < probability)) return false;
-    const slot = this.#slot;
-    this.#requests[slot] = (this.#requests[slot] as number) + 1;
-    this.#totalRequests = requests + 1;
+    window.add(requests);
     return true;
   }
 
@@ -111,93 +100,18 @@ export class AdaptiveThrottle {
    * (a backend answered it, other than with an overload rejection).
    */
   completed(now: number, accepted: boolean): void {
-    this.#roll(this.#clock(now));
-    const slot = this.#slot;
-    this.#requests[slot] = (this.#requests[slot] as number) + 1;
-    this.#totalRequests++;
-    if (!accepted) return;
-    this.#accepts[slot] = (this.#accepts[slot] as number) + 1;
-    this.#totalAccepts++;
+    const window = this.#window;
+    window.advance(now);
+    window.add(requests);
+    if (accepted) window.add(accepts);
   }
 
   /** The counts of the window at `now` and the next request's rejection probability; changes nothing. */
   snapshot(now: number): AdaptiveThrottleSnapshot {
-    const at = (Number.isFinite(now) && now > this.#last ? now : this.#last) + this.#skew;
-    const requests = this.#sum(this.#requests, this.#totalRequests, at);
-    const accepts = this.#sum(this.#accepts, this.#totalAccepts, at);
-    return Object.freeze({ requests, accepts, rejectProbability: Math.max(0, (requests - this.#k * accepts) / (requests + 1)) });
+    const window = this.#window;
+    const at = window.peek(now);
+    const total = window.totalAt(requests, at);
+    const accepted = window.totalAt(accepts, at);
+    return Object.freeze({ requests: total, accepts: accepted, rejectProbability: Math.max(0, (total - this.#k * accepted) / (total + 1)) });
   }
-
-  /** The throttle's own time at `now`, moving the clock. */
-  #clock(now: number): number {
-    if (Number.isFinite(now)) {
-      if (now < this.#last) this.#skew += this.#last - now;
-      this.#last = now;
-    }
-    return this.#last + this.#skew;
-  }
-
-  /** Makes the sub-bucket of own time `at` the current one, emptying those that left the window. */
-  #roll(at: number): void {
-    const bucket = Math.floor(at / this.#bucketMs);
-    const steps = bucket - this.#bucket;
-    if (!(steps > 0)) return;
-    this.#bucket = bucket;
-    if (steps >= subBuckets) {
-      this.#requests.fill(0);
-      this.#accepts.fill(0);
-      this.#totalRequests = 0;
-      this.#totalAccepts = 0;
-      return;
-    }
-    for (let i = 0; i < steps; i++) {
-      const slot = (this.#slot + 1) % subBuckets;
-      this.#totalRequests -= this.#requests[slot] as number;
-      this.#totalAccepts -= this.#accepts[slot] as number;
-      this.#requests[slot] = 0;
-      this.#accepts[slot] = 0;
-      this.#slot = slot;
-    }
-  }
-
-  /** The total of `counts` as it will be once the window has moved to own time `at`. */
-  #sum(counts: Float64Array, total: number, at: number): number {
-    const steps = Math.floor(at / this.#bucketMs) - this.#bucket;
-    if (!(steps > 0)) return total;
-    if (steps >= subBuckets) return 0;
-    let sum = total;
-    for (let i = 1; i <= steps; i++) sum -= counts[(this.#slot + i) % subBuckets] as number;
-    return sum;
-  }
-}
-
-/** The own data properties of `value`, which must be a plain object with keys among `known`. */
-function optionFields(value: unknown, option: string, known: readonly string[]): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return badOption(option, `must be an object, got ${show(value)}`);
-  }
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) badOption(option, "must be a plain object");
-  const fields: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) badOption(`${option}.${key}`, `unknown option (known: ${known.join(", ")})`);
-    const descriptor = Object.getOwnPropertyDescriptor(value, key);
-    if (descriptor === undefined || !("value" in descriptor)) badOption(`${option}.${key}`, "must be a data property");
-    fields[key] = descriptor.value;
-  }
-  return fields;
-}
-
-/** `raw` as a number in [min, max]; `fallback` when undefined. */
-function numberField(raw: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  if (typeof raw !== "number" || !Number.isFinite(raw) || raw < min || raw > max) badOption(name, `must be a number in [${min}, ${max}], got ${show(raw)}`);
-  return raw;
-}
-
-/** A short description of an untrusted value for an error message. */
-function show(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
 }

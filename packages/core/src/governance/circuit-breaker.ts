@@ -1,11 +1,15 @@
 import { debuglog } from "node:util";
 import { badOption } from "../errors/farcall-error.js";
 import type { BreakerState } from "./limiter.js";
+import { optionFields, numberField, show } from "./option-fields.js";
+import { WindowCounts } from "./window-counts.js";
 
 const debug = debuglog("farcall:governance");
 
-/** Sub-buckets of the statistics window. */
-const subBuckets = 10;
+/** Series of the statistics window. */
+const calls = 0;
+const errors = 1;
+const slowCalls = 2;
 const maxDurationMs = 3_600_000;
 
 /** What opens a circuit breaker, judged on the calls of its window. */
@@ -119,25 +123,12 @@ export class CircuitBreaker {
   readonly #threshold: number;
   readonly #slowCallMs: number;
   readonly #minCalls: number;
-  readonly #bucketMs: number;
   readonly #openMs: number;
   readonly #halfOpenCalls: number;
   readonly #onStateChange: BreakerStateListener | undefined;
   #state: BreakerState = "closed";
-  readonly #calls = new Float64Array(subBuckets);
-  readonly #errors = new Float64Array(subBuckets);
-  readonly #slow = new Float64Array(subBuckets);
-  #totalCalls = 0;
-  #totalErrors = 0;
-  #totalSlow = 0;
-  /** Index of the current sub-bucket in the arrays. */
-  #slot = 0;
-  /** Absolute number of the current sub-bucket, `floor(time / bucketMs)`. */
-  #bucket = Number.NEGATIVE_INFINITY;
-  /** The latest finite `now`. */
-  #last = Number.NEGATIVE_INFINITY;
-  /** Sum of the clock's steps back: the breaker's own time is `now + #skew`. */
-  #skew = 0;
+  /** Series 0: calls; 1: errors; 2: slow calls. Its own time is the breaker's. */
+  readonly #window: WindowCounts;
   #openedAt: number | undefined;
   /** Own time at which it last opened. */
   #openedAtOwn = 0;
@@ -157,7 +148,7 @@ export class CircuitBreaker {
     this.#threshold = o.threshold;
     this.#slowCallMs = o.slowCallMs;
     this.#minCalls = o.minCalls;
-    this.#bucketMs = o.windowMs / subBuckets;
+    this.#window = new WindowCounts(o.windowMs, 3);
     this.#openMs = o.openMs;
     this.#halfOpenCalls = o.halfOpenCalls;
     this.#onStateChange = onStateChange;
@@ -165,7 +156,7 @@ export class CircuitBreaker {
 
   /** Whether a call may go ahead at `now`; counts a probe when half-open. See the class. */
   tryAcquire(now: number): boolean {
-    const at = this.#clock(now);
+    const at = this.#window.time(now);
     if (this.#state === "open") {
       if (!(at - this.#openedAtOwn >= this.#openMs)) return false;
       this.#probes = 0;
@@ -194,7 +185,7 @@ export class CircuitBreaker {
 
   /** An admitted call ended neither way (e.g. canceled): not recorded; a half-open probe permit is given back. */
   onIgnored(now: number): void {
-    this.#clock(now);
+    this.#window.time(now);
     if (this.#state === "halfOpen" && this.#pending > 0) {
       this.#pending--;
       this.#probes--;
@@ -203,62 +194,57 @@ export class CircuitBreaker {
 
   /** The state at `now`, reporting `halfOpen` once `openMs` has passed; changes nothing, fires nothing. */
   state(now: number): BreakerState {
-    if (this.#state === "open" && this.#peek(now) - this.#openedAtOwn >= this.#openMs) return "halfOpen";
+    if (this.#state === "open" && this.#window.peek(now) - this.#openedAtOwn >= this.#openMs) return "halfOpen";
     return this.#state;
   }
 
   /** The state and the window's counts at `now`; changes nothing. */
   snapshot(now: number): CircuitBreakerSnapshot {
-    const at = this.#peek(now);
+    const window = this.#window;
+    const at = window.peek(now);
     const state = this.state(now);
     const snapshot = {
       state,
-      calls: this.#sum(this.#calls, this.#totalCalls, at),
-      errors: this.#sum(this.#errors, this.#totalErrors, at),
-      slowCalls: this.#sum(this.#slow, this.#totalSlow, at),
+      calls: window.totalAt(calls, at),
+      errors: window.totalAt(errors, at),
+      slowCalls: window.totalAt(slowCalls, at),
       timesOpened: this.#timesOpened,
     };
     return Object.freeze(state === "closed" || this.#openedAt === undefined ? snapshot : { ...snapshot, openedAt: this.#openedAt });
   }
 
   #record(now: number, latencyMs: number, error: boolean): void {
-    const at = this.#clock(now);
+    const window = this.#window;
+    const at = window.time(now);
     const slow = latencyMs > this.#slowCallMs;
     if (this.#state === "closed") {
-      this.#roll(at);
-      const slot = this.#slot;
-      this.#calls[slot] = (this.#calls[slot] as number) + 1;
-      this.#totalCalls++;
-      if (error) {
-        this.#errors[slot] = (this.#errors[slot] as number) + 1;
-        this.#totalErrors++;
-      }
-      if (slow) {
-        this.#slow[slot] = (this.#slow[slot] as number) + 1;
-        this.#totalSlow++;
-      }
+      window.roll(at);
+      window.add(calls);
+      if (error) window.add(errors);
+      if (slow) window.add(slowCalls);
       if (this.#tripped()) this.#open(now, at);
     } else if (this.#state === "halfOpen" && this.#pending > 0) {
       this.#pending--;
       if (error || (slow && this.#strategy === "slowCallRatio")) {
         this.#open(now, at);
       } else if (++this.#succeeded >= this.#halfOpenCalls) {
-        this.#clear();
+        this.#window.clear();
         this.#enter("closed", now);
       }
     }
   }
 
   #tripped(): boolean {
-    const calls = this.#totalCalls;
-    if (calls < this.#minCalls) return false;
+    const window = this.#window;
+    const total = window.total(calls);
+    if (total < this.#minCalls) return false;
     switch (this.#strategy) {
       case "errorRatio":
-        return this.#totalErrors / calls >= this.#threshold;
+        return window.total(errors) / total >= this.#threshold;
       case "errorCount":
-        return this.#totalErrors >= this.#threshold;
+        return window.total(errors) >= this.#threshold;
       case "slowCallRatio":
-        return this.#totalSlow / calls >= this.#threshold;
+        return window.total(slowCalls) / total >= this.#threshold;
     }
   }
 
@@ -281,91 +267,8 @@ export class CircuitBreaker {
     }
   }
 
-  /** The breaker's own time at `now`, moving the clock. */
-  #clock(now: number): number {
-    if (Number.isFinite(now)) {
-      if (now < this.#last) this.#skew += this.#last - now;
-      this.#last = now;
-    }
-    return this.#last + this.#skew;
-  }
 
-  /** The breaker's own time at `now`, without moving the clock. */
-  #peek(now: number): number {
-    return (Number.isFinite(now) && now > this.#last ? now : this.#last) + this.#skew;
-  }
 
-  /** Makes the sub-bucket of own time `at` the current one, emptying those that left the window. */
-  #roll(at: number): void {
-    const bucket = Math.floor(at / this.#bucketMs);
-    const steps = bucket - this.#bucket;
-    if (!(steps > 0)) return;
-    this.#bucket = bucket;
-    if (steps >= subBuckets) {
-      this.#clear();
-      return;
-    }
-    for (let i = 0; i < steps; i++) {
-      const slot = (this.#slot + 1) % subBuckets;
-      this.#totalCalls -= this.#calls[slot] as number;
-      this.#totalErrors -= this.#errors[slot] as number;
-      this.#totalSlow -= this.#slow[slot] as number;
-      this.#calls[slot] = 0;
-      this.#errors[slot] = 0;
-      this.#slow[slot] = 0;
-      this.#slot = slot;
-    }
-  }
 
-  #clear(): void {
-    this.#calls.fill(0);
-    this.#errors.fill(0);
-    this.#slow.fill(0);
-    this.#totalCalls = 0;
-    this.#totalErrors = 0;
-    this.#totalSlow = 0;
-  }
 
-  /** The total of `counts` as it will be once the window has moved to own time `at`. */
-  #sum(counts: Float64Array, total: number, at: number): number {
-    const steps = Math.floor(at / this.#bucketMs) - this.#bucket;
-    if (!(steps > 0)) return total;
-    if (steps >= subBuckets) return 0;
-    let sum = total;
-    for (let i = 1; i <= steps; i++) sum -= counts[(this.#slot + i) % subBuckets] as number;
-    return sum;
-  }
-}
-
-/** The own data properties of `value`, which must be a plain object with keys among `known`. */
-function optionFields(value: unknown, option: string, known: readonly string[]): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return badOption(option, `must be an object, got ${show(value)}`);
-  }
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) badOption(option, "must be a plain object");
-  const fields: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) badOption(`${option}.${key}`, `unknown option (known: ${known.join(", ")})`);
-    const descriptor = Object.getOwnPropertyDescriptor(value, key);
-    if (descriptor === undefined || !("value" in descriptor)) badOption(`${option}.${key}`, "must be a data property");
-    fields[key] = descriptor.value;
-  }
-  return fields;
-}
-
-/** `raw` as a number in [min, max] (an integer when `integer`); `fallback` when undefined. */
-function numberField(raw: unknown, name: string, fallback: number, min: number, max: number, integer: boolean): number {
-  if (raw === undefined) return fallback;
-  if (typeof raw !== "number" || !Number.isFinite(raw) || raw < min || raw > max || (integer && !Number.isInteger(raw))) {
-    badOption(name, `must be ${integer ? "an integer" : "a number"} in [${min}, ${max}], got ${show(raw)}`);
-  }
-  return raw;
-}
-
-/** A short description of an untrusted value for an error message. */
-function show(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
 }

@@ -1,5 +1,7 @@
 import { badOption } from "../errors/farcall-error.js";
 import type { RateLimiter, RateLimitOptions } from "./limiter.js";
+import { optionFields, numberField, show } from "./option-fields.js";
+import { WindowCounts } from "./window-counts.js";
 
 /** Highest rate accepted, per second (a sliding window's `limit` per `windowMs` included). */
 const maxRatePerSecond = 1e7;
@@ -11,8 +13,6 @@ const maxWindowMs = 3_600_000;
 const maxQueueMsLimit = 60_000;
 const defaultWindowMs = 1000;
 const defaultMaxQueueMs = 500;
-/** Sub-buckets of a sliding window. */
-const subBuckets = 10;
 
 /**
  * Validates rate limit options that come as data (a config file, environment JSON, registry
@@ -136,52 +136,20 @@ class TokenBucket implements RateLimiter {
 class SlidingWindow implements RateLimiter {
   readonly kind = "slidingWindow";
   readonly #limit: number;
-  readonly #bucketMs: number;
-  readonly #counts = new Float64Array(subBuckets);
-  /** Sum of `#counts`. */
-  #total = 0;
-  /** Index in `#counts` of the current sub-bucket. */
-  #slot = 0;
-  /** Absolute number of the current sub-bucket (`floor(time / bucketMs)`). */
-  #bucket = Number.NEGATIVE_INFINITY;
-  /** The latest finite `now`. */
-  #last = Number.NEGATIVE_INFINITY;
-  /** Sum of the clock's steps back: the limiter's time is `#last + #skew`. */
-  #skew = 0;
+  /** One series: the admissions. */
+  readonly #window: WindowCounts;
 
   constructor(limit: number, windowMs: number) {
     this.#limit = limit;
-    this.#bucketMs = windowMs / subBuckets;
+    this.#window = new WindowCounts(windowMs, 1);
   }
 
   tryAcquire(now: number): number {
-    if (Number.isFinite(now)) {
-      if (now < this.#last) this.#skew += this.#last - now;
-      this.#last = now;
-    }
-    this.#roll(Math.floor((this.#last + this.#skew) / this.#bucketMs));
-    if (this.#total >= this.#limit) return -1;
-    this.#counts[this.#slot] = (this.#counts[this.#slot] as number) + 1;
-    this.#total++;
+    const window = this.#window;
+    window.advance(now);
+    if (window.total(0) >= this.#limit) return -1;
+    window.add(0);
     return 0;
-  }
-
-  /** Makes `bucket` the current sub-bucket, emptying the ones that left the window. */
-  #roll(bucket: number): void {
-    const steps = bucket - this.#bucket;
-    if (!(steps > 0)) return;
-    this.#bucket = bucket;
-    if (steps >= subBuckets) {
-      this.#counts.fill(0);
-      this.#total = 0;
-      return;
-    }
-    for (let i = 0; i < steps; i++) {
-      const slot = (this.#slot + 1) % subBuckets;
-      this.#total -= this.#counts[slot] as number;
-      this.#counts[slot] = 0;
-      this.#slot = slot;
-    }
   }
 }
 
@@ -217,23 +185,6 @@ class LeakyBucket implements RateLimiter {
   }
 }
 
-/** The own data properties of `value`, which must be a plain object with keys among `known`. */
-function optionFields(value: unknown, option: string, known: readonly string[]): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return badOption(option, `must be an object, got ${show(value)}`);
-  }
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) badOption(option, "must be a plain object");
-  const fields: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) badOption(`${option}.${key}`, `unknown option (known: ${known.join(", ")})`);
-    const descriptor = Object.getOwnPropertyDescriptor(value, key);
-    if (descriptor === undefined || !("value" in descriptor)) badOption(`${option}.${key}`, "must be a data property");
-    fields[key] = descriptor.value;
-  }
-  return fields;
-}
-
 /** Refuses the fields of another kind that `fields` holds. */
 function onlyFields(fields: Record<string, unknown>, option: string, kind: string, allowed: readonly string[]): void {
   for (const key of Object.keys(fields)) {
@@ -247,20 +198,4 @@ function rate(raw: unknown, name: string): number {
     badOption(name, `must be a number in (0, ${maxRatePerSecond}] per second, got ${show(raw)}`);
   }
   return raw;
-}
-
-/** `raw` as a number in [min, max] (an integer when `integer`); `fallback` when undefined. */
-function numberField(raw: unknown, name: string, fallback: number, min: number, max: number, integer: boolean): number {
-  if (raw === undefined) return fallback;
-  if (typeof raw !== "number" || !Number.isFinite(raw) || raw < min || raw > max || (integer && !Number.isInteger(raw))) {
-    badOption(name, `must be ${integer ? "an integer" : "a number"} in [${min}, ${max}], got ${show(raw)}`);
-  }
-  return raw;
-}
-
-/** A short description of an untrusted value for an error message. */
-function show(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
 }

@@ -1,7 +1,8 @@
-import { badOption } from "../errors/farcall-error.js";
+import { optionFields, numberField } from "./option-fields.js";
+import { WindowCounts } from "./window-counts.js";
 
-/** Sub-buckets of the ttl window. */
-const subBuckets = 10;
+const deposits = 0;
+const retries = 1;
 
 /** Options of {@link RetryBudget}. */
 export interface RetryBudgetOptions {
@@ -60,19 +61,8 @@ export class RetryBudget {
   readonly #percent: number;
   /** Retries allowed per window without deposits: `minPerSecond × ttlMs / 1000`. */
   readonly #floor: number;
-  readonly #bucketMs: number;
-  readonly #deposits = new Float64Array(subBuckets);
-  readonly #retries = new Float64Array(subBuckets);
-  #totalDeposits = 0;
-  #totalRetries = 0;
-  /** Index of the current sub-bucket in the arrays. */
-  #slot = 0;
-  /** Absolute number of the current sub-bucket, `floor(time / bucketMs)`. */
-  #bucket = Number.NEGATIVE_INFINITY;
-  /** The latest finite `now`. */
-  #last = Number.NEGATIVE_INFINITY;
-  /** Sum of the clock's steps back: the budget's own time is `now + #skew`. */
-  #skew = 0;
+  /** Series 0: deposits; 1: retries. */
+  readonly #window: WindowCounts;
   #exhausted = 0;
 
   /** @param options validated with {@link checkRetryBudgetOptions} under the name `retryBudget`. */
@@ -80,7 +70,7 @@ export class RetryBudget {
     const o = checkRetryBudgetOptions(options, "retryBudget");
     this.#percent = o.percent;
     this.#floor = (o.minPerSecond * o.ttlMs) / 1000;
-    this.#bucketMs = o.ttlMs / subBuckets;
+    this.#window = new WindowCounts(o.ttlMs, 2);
   }
 
   /** Withdrawals refused since the budget was created. */
@@ -90,22 +80,19 @@ export class RetryBudget {
 
   /** One original call (not a retry) at `now`. */
   deposit(now: number): void {
-    this.#roll(this.#clock(now));
-    const slot = this.#slot;
-    this.#deposits[slot] = (this.#deposits[slot] as number) + 1;
-    this.#totalDeposits++;
+    this.#window.advance(now);
+    this.#window.add(deposits);
   }
 
   /** Asks for one retry at `now`: true, and counted, when the budget allows it; false, and counted in {@link exhausted}, otherwise. */
   tryWithdraw(now: number): boolean {
-    this.#roll(this.#clock(now));
-    if (!(this.#totalRetries < this.#percent * this.#totalDeposits + this.#floor)) {
+    const window = this.#window;
+    window.advance(now);
+    if (!(window.total(retries) < this.#percent * window.total(deposits) + this.#floor)) {
       this.#exhausted++;
       return false;
     }
-    const slot = this.#slot;
-    this.#retries[slot] = (this.#retries[slot] as number) + 1;
-    this.#totalRetries++;
+    window.add(retries);
     return true;
   }
 
@@ -114,80 +101,8 @@ export class RetryBudget {
    * (fractional; negative when deposits have left the window faster than retries). Changes nothing.
    */
   balance(now: number): number {
-    const at = (Number.isFinite(now) && now > this.#last ? now : this.#last) + this.#skew;
-    return this.#percent * this.#sum(this.#deposits, this.#totalDeposits, at) + this.#floor - this.#sum(this.#retries, this.#totalRetries, at);
+    const window = this.#window;
+    const at = window.peek(now);
+    return this.#percent * window.totalAt(deposits, at) + this.#floor - window.totalAt(retries, at);
   }
-
-  /** The budget's own time at `now`, moving the clock. */
-  #clock(now: number): number {
-    if (Number.isFinite(now)) {
-      if (now < this.#last) this.#skew += this.#last - now;
-      this.#last = now;
-    }
-    return this.#last + this.#skew;
-  }
-
-  /** Makes the sub-bucket of own time `at` the current one, emptying those that left the window. */
-  #roll(at: number): void {
-    const bucket = Math.floor(at / this.#bucketMs);
-    const steps = bucket - this.#bucket;
-    if (!(steps > 0)) return;
-    this.#bucket = bucket;
-    if (steps >= subBuckets) {
-      this.#deposits.fill(0);
-      this.#retries.fill(0);
-      this.#totalDeposits = 0;
-      this.#totalRetries = 0;
-      return;
-    }
-    for (let i = 0; i < steps; i++) {
-      const slot = (this.#slot + 1) % subBuckets;
-      this.#totalDeposits -= this.#deposits[slot] as number;
-      this.#totalRetries -= this.#retries[slot] as number;
-      this.#deposits[slot] = 0;
-      this.#retries[slot] = 0;
-      this.#slot = slot;
-    }
-  }
-
-  /** The total of `counts` as it will be once the window has moved to own time `at`. */
-  #sum(counts: Float64Array, total: number, at: number): number {
-    const steps = Math.floor(at / this.#bucketMs) - this.#bucket;
-    if (!(steps > 0)) return total;
-    if (steps >= subBuckets) return 0;
-    let sum = total;
-    for (let i = 1; i <= steps; i++) sum -= counts[(this.#slot + i) % subBuckets] as number;
-    return sum;
-  }
-}
-
-/** The own data properties of `value`, which must be a plain object with keys among `known`. */
-function optionFields(value: unknown, option: string, known: readonly string[]): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return badOption(option, `must be an object, got ${show(value)}`);
-  }
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) badOption(option, "must be a plain object");
-  const fields: Record<string, unknown> = {};
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) badOption(`${option}.${key}`, `unknown option (known: ${known.join(", ")})`);
-    const descriptor = Object.getOwnPropertyDescriptor(value, key);
-    if (descriptor === undefined || !("value" in descriptor)) badOption(`${option}.${key}`, "must be a data property");
-    fields[key] = descriptor.value;
-  }
-  return fields;
-}
-
-/** `raw` as a number in [min, max]; `fallback` when undefined. */
-function numberField(raw: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (raw === undefined) return fallback;
-  if (typeof raw !== "number" || !Number.isFinite(raw) || raw < min || raw > max) badOption(name, `must be a number in [${min}, ${max}], got ${show(raw)}`);
-  return raw;
-}
-
-/** A short description of an untrusted value for an error message. */
-function show(value: unknown): string {
-  if (typeof value === "number") return String(value);
-  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  return value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
 }
