@@ -68,13 +68,16 @@ export class ZookeeperServer {
     return this.#script(40_000, {}, "zkcli", ...args);
   }
 
-  /** The children of `path` as `zkcli ls` prints them (`[a, b]`). */
+  /**
+   * The children of `path` as `zkcli ls` prints them (`[a, b]`). zkCli may wrap a long list over
+   * several lines (seen in CI: `[a\n, \nb, c]`), so the last bracketed span is read across them.
+   */
   async children(path: string): Promise<string[]> {
     const output = await this.zkcli("ls", path);
-    const line = output.split("\n").findLast((l) => l.startsWith("[") && l.endsWith("]"));
-    if (line === undefined) throw new Error(`zkcli ls ${path}: no list in ${JSON.stringify(output)}`);
-    const inner = line.slice(1, -1).trim();
-    return inner === "" ? [] : inner.split(", ");
+    // The last span that opens a line with "[" and closes a line with "]" (log lines start otherwise).
+    const list = [...output.matchAll(/(?:^|\n)\[([^[\]]*)\][ \t]*(?=\n|$)/g)].at(-1);
+    if (list === undefined) throw new Error(`zkcli ls ${path}: no list in ${JSON.stringify(output)}`);
+    return (list[1] as string).split(",").map((name) => name.trim()).filter((name) => name !== "");
   }
 
   /**
