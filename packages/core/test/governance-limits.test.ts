@@ -147,6 +147,49 @@ describe("consumer-side limits (end to end)", () => {
     assert.ok(p1.count("echo") < 100, `most calls stayed local: ${p1.count("echo")} of 200 reached the provider`);
   });
 
+  it("a call that fails over holds one concurrency permit throughout and gives it back once, whether it ends in success or failure", async () => {
+    const p1 = await w.provider("p1");
+    const p2 = await w.provider("p2");
+    p1.fail("unavailable", "whoami");
+    const app = w.consumer({ outlierDetection: false, retryBudget: false, adaptiveThrottle: true });
+    const users = app.client(Users, { maxConcurrent: 1 });
+    for (let i = 0; i < 20; i++) assert.equal(await users.whoami(), "p2");
+    assert.ok(p1.count("whoami") > 0, "some calls failed over from p1 to p2");
+    p2.fail("unavailable", "whoami");
+    for (let i = 0; i < 5; i++) assert.equal((await failure(users.whoami())).code, "unavailable");
+    // A permit given back twice would let two calls run now.
+    p1.heal();
+    p2.heal();
+    p1.hold();
+    p2.hold();
+    const before = p1.count("whoami") + p2.count("whoami");
+    const running = users.whoami();
+    await untilTurns(() => p1.count("whoami") + p2.count("whoami") === before + 1, "one call running");
+    assertRefused(await failure(users.whoami()), "concurrency_limited", false);
+    p1.release();
+    p2.release();
+    assert.ok(["p1", "p2"].includes(await running));
+  });
+
+  it("an interceptor that throws synchronously fails the call with a rejected promise and gives its permit back", async () => {
+    await w.provider("p1");
+    const app = w.consumer();
+    let throwing = true;
+    const boom: Interceptor = (next) => (call) => {
+      if (throwing) throw new Error("boom");
+      return next(call);
+    };
+    const guarded = app.client(Users, { maxConcurrent: 1, attemptInterceptors: [boom] });
+    const plain = app.client(Users, { interceptors: [boom] });
+    for (const users of [guarded, plain]) {
+      let call: Promise<string> | undefined;
+      assert.doesNotThrow(() => (call = users.whoami()), "the stub returns a promise");
+      await assert.rejects(call as Promise<string>, /boom/);
+    }
+    throwing = false;
+    assert.equal(await guarded.whoami(), "p1", "the failed call gave its permit back");
+  });
+
   it("rejects an unknown method name or a malformed limit in the client's methods with bad_option", () => {
     const app = w.consumer();
     assertBadOption(() => app.client(Users, { methods: { nope: { maxConcurrent: 1 } } }), "methods.nope");

@@ -2,7 +2,7 @@ import { type Call, compose, type Interceptor, type Invoke, type MethodRef, type
 import type { Directory } from "../cluster/directory.js";
 import type { EndpointStatsTable } from "../cluster/endpoint-stats.js";
 import type { AttemptObserver } from "../call/attempt-observer.js";
-import type { ClusterView, FaultTolerance } from "../cluster/fault-tolerance/fault-tolerance.js";
+import { type ClusterView, type FaultTolerance, type FinishingTolerance, settlesWith } from "../cluster/fault-tolerance/fault-tolerance.js";
 import type { ClientConnection } from "../protocol/binary/client-connection.js";
 import { addressOf } from "./connection-pool.js";
 import type { ConnectionPool } from "./connection-pool.js";
@@ -113,7 +113,7 @@ function valueOf(reply: Reply): unknown {
  * attempt interceptors → connection, assembled once at construction.
  */
 export function createStub<T>(definition: ServiceDefinition<T>, options: ServiceClientOptions): Stub<T> {
-  const invokers = new Map<string, { ref: MethodRef; invoke: Invoke; timeoutMs: number }>();
+  const invokers = new Map<string, { ref: MethodRef; invoke: (call: Call) => Promise<unknown>; timeoutMs: number }>();
   for (const method of definition.methods.values()) {
     const ref: MethodRef = Object.freeze({
       service: definition.name,
@@ -137,9 +137,7 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
     // first calls wait for the registry's first list, or each would see no provider at all.
     const tolerate = (call: Call): Promise<Reply> =>
       options.directory.received ? policy.faultTolerance(call, attempt, cluster) : afterDiscovery(call, options, policy).then(() => policy.faultTolerance(call, attempt, cluster));
-    const guarded = policy.guard === undefined ? tolerate : guardCall(policy.guard, tolerate);
-    const perCall = compose(options.interceptors, guarded);
-    invokers.set(method.name, { ref, invoke: perCall, timeoutMs: method.timeoutMs ?? policy.timeoutMs });
+    invokers.set(method.name, { ref, invoke: valueInvoke(options, policy, tolerate, attempt, cluster), timeoutMs: method.timeoutMs ?? policy.timeoutMs });
   }
   const build = (callOptions: CallOptions): Stub<T> => {
     if (callOptions.timeoutMs !== undefined && !(callOptions.timeoutMs > 0 && callOptions.timeoutMs <= maxTimeoutMs)) {
@@ -161,13 +159,52 @@ export function createStub<T>(definition: ServiceDefinition<T>, options: Service
           attempt: 0,
           tried: noneTried,
         };
-        return invoke(call).then(valueOf);
+        try {
+          return invoke(call);
+        } catch (error) {
+          // An interceptor that throws synchronously: a stub method always returns a promise.
+          return Promise.reject(error);
+        }
       };
     }
     stub[stubFactory] = build;
     return Object.freeze(stub) as unknown as Stub<T>;
   };
   return build({});
+}
+
+/**
+ * One method's fault tolerance with the caller's reactions: settles with `finish(reply)` or
+ * `fail(error)` (each at most once), in the strategy's own derived promise when it has a
+ * `settlesWith` variant, otherwise in one `then` after it.
+ */
+type Settle = <R>(call: Call, finish: (reply: Reply) => R, fail: ((error: unknown) => R) | undefined) => Promise<R>;
+
+/**
+ * One method's whole per-call chain, settling with the reply's value: interceptors → guard → fault
+ * tolerance. Without per-call interceptors (which see replies, so the value is taken after them),
+ * the guard's bookkeeping and the value are the strategy's reactions: a call whose first attempt
+ * succeeds costs one derived promise beyond the connection's, whatever is on.
+ */
+function valueInvoke(options: ServiceClientOptions, policy: MethodPolicy, tolerate: Invoke, attempt: Invoke, cluster: ClusterView): (call: Call) => Promise<unknown> {
+  const finishing = (policy.faultTolerance as { [settlesWith]?: FinishingTolerance })[settlesWith];
+  const { directory } = options;
+  const settle: Settle =
+    finishing === undefined
+      ? (call, finish, fail) => tolerate(call).then(finish, fail)
+      : (call, finish, fail) => (directory.received ? finishing(call, attempt, cluster, finish, fail) : tolerate(call).then(finish, fail));
+  const guard = policy.guard;
+  if (options.interceptors.length > 0) {
+    const last: Invoke = guard === undefined ? tolerate : guardCall(guard, settle, identity);
+    const perCall = compose(options.interceptors, last);
+    return (call) => perCall(call).then(valueOf);
+  }
+  if (guard !== undefined) return guardCall(guard, settle, valueOf);
+  return (call) => settle(call, valueOf, undefined);
+}
+
+function identity(reply: Reply): Reply {
+  return reply;
 }
 
 /**
@@ -193,13 +230,23 @@ function send(call: Call, route: Uint8Array, options: ServiceClientOptions, poli
     if (!options.directory.received) return sendPicked(call, route, options, policy);
     return Promise.reject(noProvider(call, options, policy, now));
   }
+  // A oneway call is never in flight for long: no statistics, no breaker admission or feedback
+  // (its breakers never see a result, so they stay closed).
   const health = policy.health;
-  if (health !== undefined && health.hasBreakers && !health.admit(endpoint, now)) {
-    endpoint = admitOther(endpoints, endpoint, call, policy, now);
-    if (endpoint === undefined) return Promise.reject(circuitOpen(call));
+  let observer: AttemptObserver | undefined;
+  if (call.ref.oneway) {
+    observer = undefined;
+  } else if (health !== undefined) {
+    let recorder = health.observer(endpoint);
+    if (recorder.breaker !== undefined && !recorder.breaker.tryAcquire(now)) {
+      endpoint = admitOther(endpoints, endpoint, call, policy, now);
+      if (endpoint === undefined) return Promise.reject(circuitOpen(call));
+      recorder = health.observer(endpoint);
+    }
+    observer = recorder;
+  } else {
+    observer = stats?.get(endpoint);
   }
-  // A oneway call is never in flight for long: no statistics, no breaker feedback.
-  const observer = call.ref.oneway ? undefined : health !== undefined ? health.observer(endpoint) : stats?.get(endpoint);
   const startedAt = observer === undefined ? 0 : observer.started();
   const connection = options.pool.ready(endpoint);
   if (connection !== undefined) return connection.invoke(call, route, observer, startedAt);
@@ -322,55 +369,44 @@ function circuitOpen(call: Call): FarcallError {
  * `resource_exhausted`, `sent: false` and `details.reason` `throttled`, `rate_limited` or
  * `concurrency_limited` (never retried: every provider would get the same answer).
  */
-function guardCall(guard: CallGuard, next: Invoke): Invoke {
+function guardCall<R>(guard: CallGuard, settle: Settle, finish: (reply: Reply) => R): (call: Call) => Promise<R> {
   const { rateLimiter, concurrency, throttle } = guard;
-  // Built once per method, not per call: the per-call work is the checks and one `then`.
-  const onReply =
+  // Built once per method, not per call: the per-call work is the checks; the throttle's count,
+  // the permit's release and what the caller gets (`finish`) are the strategy's reactions.
+  const settledOk =
     throttle === undefined
-      ? undefined
-      : (reply: Reply): Reply => {
+      ? concurrency === undefined
+        ? finish
+        : (reply: Reply): R => {
+            concurrency.release();
+            return finish(reply);
+          }
+      : (reply: Reply): R => {
+          concurrency?.release();
           throttle.completed(tickNow(), true);
-          return reply;
+          return finish(reply);
         };
-  const onError =
+  const settledError =
     throttle === undefined
-      ? undefined
+      ? concurrency === undefined
+        ? undefined
+        : (error: unknown): never => {
+            concurrency.release();
+            throw error;
+          }
       : (error: unknown): never => {
+          concurrency?.release();
           // Accepted: any answer from a provider but an overload rejection.
           throttle.completed(tickNow(), error instanceof FarcallError && error.sent && !rejectedByProvider(error));
           throw error;
         };
-  const release = concurrency === undefined ? undefined : (): void => concurrency.release();
-  // One derived promise per call whatever is on: the throttle's count and the permit's release
-  // happen in the same reactions.
-  const settledOk =
-    onReply === undefined
-      ? (reply: Reply): Reply => {
-          (release as () => void)();
-          return reply;
-        }
-      : release === undefined
-        ? onReply
-        : (reply: Reply): Reply => {
-            release();
-            return onReply(reply);
-          };
-  const settledError =
-    onError === undefined
-      ? (error: unknown): never => {
-          (release as () => void)();
-          throw error;
-        }
-      : release === undefined
-        ? onError
-        : (error: unknown): never => {
-            release();
-            return onError(error);
-          };
-  const watched = onReply !== undefined || release !== undefined;
-  const run = (call: Call): Promise<Reply> => {
-    const result = next(call);
-    return watched ? result.then(settledOk, settledError) : result;
+  const run = (call: Call): Promise<R> => {
+    try {
+      return settle(call, settledOk, settledError);
+    } catch (error) {
+      // A synchronous throw (an interceptor's) still settles the call's bookkeeping once.
+      return Promise.reject(error).then(undefined, settledError);
+    }
   };
   return (call) => {
     const now = tickNow();
@@ -389,7 +425,7 @@ function guardCall(guard: CallGuard, next: Invoke): Invoke {
     return waitTurn(delay, call).then(
       () => run(call),
       (error: unknown) => {
-        release?.();
+        concurrency?.release();
         throw error;
       },
     );

@@ -1,7 +1,7 @@
 import type { Call, Invoke, Reply } from "../../call/call.js";
 import { tickNow } from "../../timing/tick-clock.js";
 import { badOption, FarcallError } from "../../errors/farcall-error.js";
-import type { ClusterView, FaultTolerance } from "./fault-tolerance.js";
+import { type ClusterView, type FaultTolerance, type FinishingTolerance, settlesWith } from "./fault-tolerance.js";
 
 /** Options of {@link failover}. */
 export interface FailoverOptions {
@@ -59,24 +59,53 @@ export function failover(options: FailoverOptions = {}): FaultTolerance {
   const now = options.now ?? tickNow;
   if (typeof now !== "function") badOption("now", "must be a function returning epoch milliseconds");
   const lastRetry = Math.min(retries, attemptCap - 1);
-  const run = (call: Call, attempt: Invoke, cluster: ClusterView | undefined): Promise<Reply> =>
-    // No async function here: the common case (first attempt succeeds) costs one derived promise.
-    attempt(call).then(undefined, (error: unknown) => {
-      if (!(error instanceof FarcallError) || call.attempt >= lastRetry || !retryable(error, call, now)) throw error;
-      const tried = error.details["address"];
-      // Nothing tried (no provider at all) or nowhere left to go: a retry would only replace this
-      // error with "no available provider" (and spend budget).
-      if (typeof tried !== "string") throw error;
-      const next: Call = { ...call, attempt: call.attempt + 1, tried: [...call.tried, tried] };
-      if (cluster !== undefined && cluster.endpoints(next).length === 0) throw error;
-      if (budget !== undefined && !budget.tryWithdraw(now())) throw withDetails(error, { retryBudgetExhausted: true });
-      return run(next, attempt, cluster);
-    });
-  if (budget === undefined) return run;
-  return (call: Call, attempt: Invoke, cluster: ClusterView | undefined): Promise<Reply> => {
-    budget.deposit(now());
-    return run(call, attempt, cluster);
+  /** The next attempt of `call` after `error`, or undefined when the error is final. */
+  const retryOf = (error: unknown, call: Call, cluster: ClusterView | undefined): Call | undefined => {
+    if (!(error instanceof FarcallError) || call.attempt >= lastRetry || !retryable(error, call, now)) return undefined;
+    const tried = error.details["address"];
+    // Nothing tried (no provider at all) or nowhere left to go: a retry would only replace this
+    // error with "no available provider" (and spend budget).
+    if (typeof tried !== "string") return undefined;
+    const next: Call = { ...call, attempt: call.attempt + 1, tried: [...call.tried, tried] };
+    if (cluster !== undefined && cluster.endpoints(next).length === 0) return undefined;
+    return next;
   };
+  // No async function here: the common case (first attempt succeeds) costs one derived promise,
+  // whose reactions are also the caller's `finish` and `fail` (see `settlesWith`).
+  const run = <R>(call: Call, attempt: Invoke, cluster: ClusterView | undefined, finish: ((reply: Reply) => R) | undefined, fail: (error: unknown) => R): Promise<R> =>
+    attemptOf(attempt, call).then(finish as (reply: Reply) => R, (error: unknown): R | Promise<R> => {
+      let next: Call | undefined;
+      try {
+        next = retryOf(error, call, cluster);
+      } catch (thrown) {
+        return fail(thrown);
+      }
+      if (next === undefined) return fail(error);
+      if (budget !== undefined && !budget.tryWithdraw(now())) return fail(withDetails(error as FarcallError, { retryBudgetExhausted: true }));
+      return run(next, attempt, cluster, finish, fail);
+    });
+  const finishing: FinishingTolerance =
+    budget === undefined
+      ? (call, attempt, cluster, finish, fail) => run(call, attempt, cluster, finish, fail ?? rethrow)
+      : (call, attempt, cluster, finish, fail) => {
+          budget.deposit(now());
+          return run(call, attempt, cluster, finish, fail ?? rethrow);
+        };
+  const strategy: FaultTolerance = (call, attempt, cluster) => finishing<Reply>(call, attempt, cluster, undefined, undefined);
+  return Object.assign(strategy, { [settlesWith]: finishing });
+}
+
+/** `attempt(call)`, with a synchronous throw (an attempt interceptor's) turned into a rejection. */
+function attemptOf(attempt: Invoke, call: Call): Promise<Reply> {
+  try {
+    return attempt(call);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function rethrow(error: unknown): never {
+  throw error;
 }
 
 function retryable(error: FarcallError, call: Call, now: () => number): boolean {

@@ -22,3 +22,25 @@ export interface ClusterView {
  * strategy may call it again, or several times at once, with copies of the call.
  */
 export type FaultTolerance = (call: Call, attempt: Invoke, cluster: ClusterView) => Promise<Reply>;
+
+/**
+ * Key of a built-in strategy's variant that settles through the caller's own reactions:
+ * `finish(reply)` with the reply it would have resolved with, `fail(error)` (which may throw) with
+ * the error it would have rejected with, each called at most once per call and never both. The
+ * client passes its guard's bookkeeping and the reply's value there, so the whole call costs one
+ * derived promise instead of one per layer. Internal: not exported from the package; a strategy
+ * without it is followed by `.then(finish, fail)`.
+ */
+export const settlesWith: unique symbol = Symbol("farcall.faultTolerance.settlesWith");
+
+/**
+ * A strategy's variant under {@link settlesWith}: the same attempts, settling with `finish(reply)`
+ * (the reply as is when undefined) or `fail(error)` (a rejection with the error when undefined).
+ */
+export type FinishingTolerance = <R>(
+  call: Call,
+  attempt: Invoke,
+  cluster: ClusterView,
+  finish: ((reply: Reply) => R) | undefined,
+  fail: ((error: unknown) => R) | undefined,
+) => Promise<R>;
