@@ -39,7 +39,7 @@ function formula(requests: number, accepts: number, k = 2): number {
 describe("checkAdaptiveThrottleOptions", () => {
   it("fills the defaults and freezes the copy", () => {
     const checked = checkAdaptiveThrottleOptions({}, "adaptiveThrottle");
-    assert.deepEqual(checked, { k: 2, windowMs: 10_000 });
+    assert.deepEqual(checked, { k: 2, windowMs: 5_000 });
     assert.ok(Object.isFrozen(checked));
     assert.deepEqual(checkAdaptiveThrottleOptions(JSON.parse('{"k":1.1,"windowMs":1}'), "t"), { k: 1.1, windowMs: 1 });
     assert.deepEqual(checkAdaptiveThrottleOptions({ k: 1000, windowMs: 3_600_000 }, "t"), { k: 1000, windowMs: 3_600_000 });
@@ -351,6 +351,42 @@ describe("AdaptiveThrottle", () => {
     assert.ok(local / accepts >= 0.95, `${local} local rejections for ${accepts} accepts: the throttle sheds`);
     assert.ok(backendRejects / accepts <= 1.05, `${backendRejects} backend rejections for ${accepts} accepts`);
     assert.ok(Math.abs(local / asks - 1 / 3) < 0.02);
+  });
+
+  it("with the default window, after a step down from 3 × the backend's capacity to half of it, the last local rejection comes within 4 s (T14: recovery within 5 s)", () => {
+    // Open loop, one request a millisecond for 20 s against a backend taking 10 per 30 ms (1/3),
+    // then one every 6 ms (half the capacity): every call the backend gets is accepted.
+    const throttle = new AdaptiveThrottle();
+    const random = seededRandom(11);
+    const inFlight: { at: number; accepted: boolean }[] = [];
+    const stepDownAt = 20_000;
+    let next = 0;
+    let slot = -1;
+    let used = 0;
+    let lastLocal = -1;
+    let localBefore = 0;
+    for (let now = 0; now < stepDownAt + 15_000; now++) {
+      while (next < inFlight.length && (inFlight[next] as { at: number }).at <= now) {
+        const call = inFlight[next++] as { at: number; accepted: boolean };
+        throttle.completed(call.at, call.accepted);
+      }
+      if (now >= stepDownAt && now % 6 !== 0) continue;
+      if (throttle.shouldReject(now, random())) {
+        lastLocal = now;
+        if (now < stepDownAt) localBefore++;
+        continue;
+      }
+      if (Math.floor(now / 30) !== slot) {
+        slot = Math.floor(now / 30);
+        used = 0;
+      }
+      const accepted = used < 10;
+      if (accepted) used++;
+      inFlight.push({ at: now + 20, accepted });
+    }
+    assert.ok(localBefore > 4000, `${localBefore} local rejections under overload: the throttle was shedding`);
+    assert.ok(lastLocal > stepDownAt, "it still refused calls just after the step down");
+    assert.ok(lastLocal < stepDownAt + 4000, `last local rejection ${lastLocal - stepDownAt} ms after the step down`);
   });
 
   it("counts as a naive recount of the last 10 sub-buckets, rejections at once and admitted requests at completion; shouldReject is exactly `random < rejectProbability`; snapshot changes nothing (property)", () => {

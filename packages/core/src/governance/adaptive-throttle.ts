@@ -12,7 +12,13 @@ export interface AdaptiveThrottleOptions {
    * (SRE book: 2). A number in [1, 1000]; default 2.
    */
   readonly k?: number;
-  /** The window in ms over which requests and accepts are counted, kept as 10 sub-buckets. In [1, 3600000]; default 10000 (10 s; the SRE book counts over 2 minutes, which keeps refusing calls for minutes after the providers recover). */
+  /**
+   * The window in ms over which requests and accepts are counted, kept as 10 sub-buckets. In
+   * [1, 3600000]; default 5000. After a step down from 3 × overload the throttle stops refusing
+   * about 2/3 of a window later (when the window's requests fall below k × its accepts): about
+   * 3.5 s at 5 s. The SRE book counts over 2 minutes, which keeps refusing calls for over a minute
+   * after the providers recover.
+   */
   readonly windowMs?: number;
 }
 
@@ -40,7 +46,7 @@ export function checkAdaptiveThrottleOptions(value: unknown, option: string): Re
   const fields = optionFields(value, option, ["k", "windowMs"]);
   return Object.freeze({
     k: numberField(fields.k, `${option}.k`, 2, 1, 1000),
-    windowMs: numberField(fields.windowMs, `${option}.windowMs`, 10_000, 1, 3_600_000),
+    windowMs: numberField(fields.windowMs, `${option}.windowMs`, 5_000, 1, 3_600_000),
   });
 }
 

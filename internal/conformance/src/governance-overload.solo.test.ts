@@ -1,7 +1,8 @@
 // Multi-process overload tests on the ZooKeeper registry (RELIABILITY.md T12, T14): provider
 // processes with limited capacity (governance-provider-process.ts), consumers in this process.
 // Bars are the acceptance bars only, asserted on whole windows of calls; every measured figure is
-// printed as a TAP diagnostic.
+// printed as a TAP diagnostic. A `.solo` test file: scripts/test.mjs runs it alone, after the
+// others, so that goodput per second is compared with a capacity measured on the same idle cores.
 import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Application, Interceptor, Stub } from "@farcall/core";
@@ -130,7 +131,7 @@ describe("governance under overload, across processes (ZooKeeper registry)", { c
     );
   });
 
-  it("T14: offered 3 × the measured capacity, with load shedding and the adaptive throttle: goodput ≥ 90 % of capacity, overloaded rejections, recovery after the step down", { timeout: 150_000 }, (t) =>
+  it("T14: offered 3 × the measured capacity, with load shedding and the adaptive throttle: goodput ≥ 90 % of capacity, overloaded rejections, recovery within 5 s of the step down", { timeout: 150_000 }, (t) =>
     withGovernanceCase(
       {
         zk,
@@ -146,9 +147,9 @@ describe("governance under overload, across processes (ZooKeeper registry)", { c
         const provider = c.providers[0] as GovernanceProvider;
         const call = (n: number) => c.echo.whoami(n);
         const okLatency = (records: readonly CallRecord[]): number[] => records.filter((r) => r.code === "").map((r) => r.end - r.start);
-        // The provider's capacity is its CPU, and other processes share this machine's two cores:
-        // every window also reads the CPU time the provider got, and goodput is compared with
-        // capacity per CPU second (the same as per second when the provider has a core to itself).
+        // The provider's capacity is its CPU. This file runs alone, so the provider has a core to
+        // itself (the consumer the other); every window also reads the CPU time the provider got,
+        // so that a shortfall can be told apart: less CPU (the machine) or less done with it.
         const measure = async (workers: number, ms: number) => {
           const before = await provider.counts();
           const records = await closedLoop(call, workers, ms);
@@ -202,10 +203,15 @@ describe("governance under overload, across processes (ZooKeeper registry)", { c
         const recoveredAfter = calmSeconds.findLastIndex((ratio) => ratio < 0.95) + 1;
         const lastThrottled = calmWindows.findLastIndex((w) => w.some((r) => r.reason === "throttled"));
         b.note(`after the step down to ${fixed(capacity.perS / 2, 0)}/s: share of calls succeeding per second ${calmSeconds.map((s) => fixed(s * 100, 0)).join(" ")} %; outcomes: ${outcomes(calm.records)}`);
-        b.note(`≥ 95 % of calls succeed in every second from ${recoveredAfter} s after the step down${recoveredAfter >= calmSeconds.length ? " (not within the watch)" : ""}; the throttle's last refusal in second ${lastThrottled + 1} (RELIABILITY.md T14 asks full goodput within 5 s; reported, not asserted)`);
+        b.note(`≥ 95 % of calls succeed in every second from ${recoveredAfter} s after the step down${recoveredAfter >= calmSeconds.length ? " (not within the watch)" : ""}; the throttle's last refusal in second ${lastThrottled + 1}`);
+        const after = await measure(8, 3000);
+        b.note(`capacity again after the watch (closed loop, 8 in flight, 3 s): ${fixed(after.perS, 0)} calls/s, provider CPU ${fixed(after.cpuShare * 100, 0)} % of a core, ${fixed(after.perCpuS, 0)} calls per CPU second`);
+        b.note(`RELIABILITY.md T14 bars reported, not asserted: admitted p99 ${fixed(quantile(okLatency(steady), 0.99), 2)} ms against 2 × unloaded p99 = ${fixed(2 * quantile(okLatency(unloaded.records), 0.99), 2)} ms; rejection p99 ${fixed(quantile(overloaded, 0.99), 2)} ms against 5 ms`);
 
         b.check(overloaded.length > 0, "the provider shed nothing at 3 × capacity");
-        b.check(goodputPerCpuS >= 0.9 * capacity.perCpuS, `goodput ${fixed(goodputPerCpuS, 0)} calls per provider CPU second is ${fixed((100 * goodputPerCpuS) / capacity.perCpuS, 1)} % of capacity's ${fixed(capacity.perCpuS, 0)} (bar ≥ 90 %; per wall second ${fixed(goodput, 0)} against ${fixed(capacity.perS, 0)})`);
+        b.check(goodput >= 0.9 * capacity.perS, `goodput ${fixed(goodput, 0)} calls/s is ${fixed((100 * goodput) / capacity.perS, 1)} % of the capacity ${fixed(capacity.perS, 0)}/s (bar ≥ 90 %; per provider CPU second ${fixed((100 * goodputPerCpuS) / capacity.perCpuS, 1)} % of capacity's)`);
+        b.check(goodputPerCpuS >= 0.9 * capacity.perCpuS, `goodput ${fixed(goodputPerCpuS, 0)} calls per provider CPU second is ${fixed((100 * goodputPerCpuS) / capacity.perCpuS, 1)} % of capacity's ${fixed(capacity.perCpuS, 0)} (bar ≥ 90 %): the provider wasted its CPU`);
+        b.check(recoveredAfter <= 5, `≥ 95 % of calls succeed in every second only from ${recoveredAfter} s after the step down (bar: 5 s)`);
         const otherFailures = overload.records.filter((r) => r.code !== "" && r.reason !== "overloaded" && r.reason !== "throttled");
         b.check(otherFailures.length === 0, `calls failed other than resource_exhausted overloaded/throttled: ${outcomes(otherFailures)}`);
         b.check(overload.records.filter((r) => r.reason === "overloaded" || r.reason === "throttled").every((r) => r.code === "resource_exhausted"), "a rejection was not resource_exhausted");
