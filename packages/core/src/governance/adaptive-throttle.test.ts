@@ -36,6 +36,43 @@ function formula(requests: number, accepts: number, k = 2): number {
   return Math.max(0, (requests - k * accepts) / (requests + 1));
 }
 
+/**
+ * Drives `throttle` in front of a backend accepting at most 10 calls per 30 ms, each completing
+ * 20 ms after it was sent, one millisecond at a time from 0 to `untilMs`: a request is asked in
+ * each millisecond `offered` says, and `seen` is told its outcome.
+ */
+function simulateBackend(
+  throttle: AdaptiveThrottle,
+  random: () => number,
+  untilMs: number,
+  offered: (now: number) => boolean,
+  seen: (now: number, outcome: "local" | "accepted" | "rejected") => void,
+): void {
+  const inFlight: { at: number; accepted: boolean }[] = [];
+  let next = 0;
+  let slot = -1;
+  let used = 0;
+  for (let now = 0; now < untilMs; now++) {
+    while (next < inFlight.length && (inFlight[next] as { at: number }).at <= now) {
+      const call = inFlight[next++] as { at: number; accepted: boolean };
+      throttle.completed(call.at, call.accepted);
+    }
+    if (!offered(now)) continue;
+    if (throttle.shouldReject(now, random())) {
+      seen(now, "local");
+      continue;
+    }
+    if (Math.floor(now / 30) !== slot) {
+      slot = Math.floor(now / 30);
+      used = 0;
+    }
+    const accepted = used < 10;
+    if (accepted) used++;
+    seen(now, accepted ? "accepted" : "rejected");
+    inFlight.push({ at: now + 20, accepted });
+  }
+}
+
 describe("checkAdaptiveThrottleOptions", () => {
   it("fills the defaults and freezes the copy", () => {
     const checked = checkAdaptiveThrottleOptions({}, "adaptiveThrottle");
@@ -313,39 +350,21 @@ describe("AdaptiveThrottle", () => {
     // With k = 2 the client lets through twice what is accepted: (R − 2A) / (R + 1) ≈ 1/3.
     const windowMs = 10_000;
     const throttle = new AdaptiveThrottle({ windowMs });
-    const random = seededRandom(7);
-    const inFlight: { at: number; accepted: boolean }[] = [];
-    let next = 0;
-    let slot = -1;
-    let used = 0;
     let asks = 0;
     let local = 0;
     let accepts = 0;
     let backendRejects = 0;
-    for (let now = 0; now < 6 * windowMs; now++) {
-      while (next < inFlight.length && (inFlight[next] as { at: number }).at <= now) {
-        const call = inFlight[next++] as { at: number; accepted: boolean };
-        throttle.completed(call.at, call.accepted);
-      }
-      const measured = now >= windowMs;
-      if (measured && now % 1000 === 0) {
+    simulateBackend(throttle, seededRandom(7), 6 * windowMs, () => true, (now, outcome) => {
+      if (now < windowMs) return;
+      if (now % 1000 === 0) {
         const { rejectProbability } = throttle.snapshot(now);
         assert.ok(Math.abs(rejectProbability - 1 / 3) < 0.02, `probability ${rejectProbability} at ${now} ms`);
       }
-      if (measured) asks++;
-      if (throttle.shouldReject(now, random())) {
-        if (measured) local++;
-        continue;
-      }
-      if (Math.floor(now / 30) !== slot) {
-        slot = Math.floor(now / 30);
-        used = 0;
-      }
-      const accepted = used < 10;
-      if (accepted) used++;
-      if (measured) accepted ? accepts++ : backendRejects++;
-      inFlight.push({ at: now + 20, accepted });
-    }
+      asks++;
+      if (outcome === "local") local++;
+      else if (outcome === "accepted") accepts++;
+      else backendRejects++;
+    });
     assert.ok(accepts > 16_000, `${accepts} accepts: the backend runs at capacity`);
     assert.ok(local / accepts <= 1.05, `${local} local rejections for ${accepts} accepts`);
     assert.ok(local / accepts >= 0.95, `${local} local rejections for ${accepts} accepts: the throttle sheds`);
@@ -354,36 +373,18 @@ describe("AdaptiveThrottle", () => {
   });
 
   it("with the default window, after a step down from 3 × the backend's capacity to half of it, the last local rejection comes within 4 s (T14: recovery within 5 s)", () => {
-    // Open loop, one request a millisecond for 20 s against a backend taking 10 per 30 ms (1/3),
-    // then one every 6 ms (half the capacity): every call the backend gets is accepted.
+    // The same backend, one request a millisecond for 20 s, then one every 6 ms (half its
+    // capacity): every call it gets from then on is accepted.
     const throttle = new AdaptiveThrottle();
-    const random = seededRandom(11);
-    const inFlight: { at: number; accepted: boolean }[] = [];
     const stepDownAt = 20_000;
-    let next = 0;
-    let slot = -1;
-    let used = 0;
     let lastLocal = -1;
     let localBefore = 0;
-    for (let now = 0; now < stepDownAt + 15_000; now++) {
-      while (next < inFlight.length && (inFlight[next] as { at: number }).at <= now) {
-        const call = inFlight[next++] as { at: number; accepted: boolean };
-        throttle.completed(call.at, call.accepted);
-      }
-      if (now >= stepDownAt && now % 6 !== 0) continue;
-      if (throttle.shouldReject(now, random())) {
-        lastLocal = now;
-        if (now < stepDownAt) localBefore++;
-        continue;
-      }
-      if (Math.floor(now / 30) !== slot) {
-        slot = Math.floor(now / 30);
-        used = 0;
-      }
-      const accepted = used < 10;
-      if (accepted) used++;
-      inFlight.push({ at: now + 20, accepted });
-    }
+    const offered = (now: number): boolean => now < stepDownAt || now % 6 === 0;
+    simulateBackend(throttle, seededRandom(11), stepDownAt + 15_000, offered, (now, outcome) => {
+      if (outcome !== "local") return;
+      lastLocal = now;
+      if (now < stepDownAt) localBefore++;
+    });
     assert.ok(localBefore > 4000, `${localBefore} local rejections under overload: the throttle was shedding`);
     assert.ok(lastLocal > stepDownAt, "it still refused calls just after the step down");
     assert.ok(lastLocal < stepDownAt + 4000, `last local rejection ${lastLocal - stepDownAt} ms after the step down`);
