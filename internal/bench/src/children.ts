@@ -5,8 +5,15 @@ import { fileURLToPath } from "node:url";
 /** Every child this process forked and has not yet seen exit; each is killed by PID on the way out. */
 const children = new Set<ChildProcess>();
 
+/**
+ * Extra Node flags for every child, from `BENCH_CHILD_NODE_ARGS` (space-separated), e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the clients and servers (NODE_OPTIONS refuses
+ * `--cpu-prof`).
+ */
+const childNodeArgs = (process.env["BENCH_CHILD_NODE_ARGS"] ?? "").split(" ").filter((arg) => arg !== "");
+
 export function forkChild(script: URL, args: readonly string[]): ChildProcess {
-  const child = fork(fileURLToPath(script), args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(fileURLToPath(script), args, { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: [...process.execArgv, ...childNodeArgs] });
   children.add(child);
   child.once("exit", () => children.delete(child));
   // An IPC send racing the child's exit (EPIPE) is not worth crashing the run: the exit is seen anyway.
