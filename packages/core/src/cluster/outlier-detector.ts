@@ -199,9 +199,10 @@ export class OutlierDetector {
    * false when it answered, with a value or with an error it raised; the caller decides, and
    * should record nothing for a call canceled by its caller. Results arriving while the provider
    * is ejected (attempts already in flight) are counted but do not extend the ejection.
-   * @param hosts the number of providers in the current snapshot, for the ejection cap.
+   * @param hosts the number of providers in the current snapshot, for the ejection cap; a
+   *   function is asked only when a provider waits for the cap (not on the common success).
    */
-  record(address: string, now: number, failed: boolean, hosts: number): void {
+  record(address: string, now: number, failed: boolean, hosts: number | (() => number)): void {
     if (now >= this.#nextExpiry) this.#expire(now, true);
     let p = this.#providers.get(address);
     if (p === undefined) {
@@ -221,7 +222,10 @@ export class OutlierDetector {
       const limit = this.options.consecutiveFailures;
       if (limit > 0 && p.consecutiveFailures >= limit && !this.#ejected.has(p)) this.#waiting.add(p);
     }
-    if (this.#waiting.size > 0 && this.#ejected.size < this.#cap(hosts)) this.#ejectWaiting(now, hosts, true);
+    if (this.#waiting.size > 0) {
+      const n = typeof hosts === "number" ? hosts : hosts();
+      if (this.#ejected.size < this.#cap(n)) this.#ejectWaiting(now, n, true);
+    }
     this.#report(p, now);
   }
 

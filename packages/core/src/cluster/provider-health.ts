@@ -125,8 +125,9 @@ export class ServiceHealth {
         : new OutlierDetector(options.outlierDetection, onEvent === undefined ? undefined : (address, health, at) => onEvent({ kind: "ejection", address, health, at }));
   }
 
-  get hosts(): number {
-    return this.#hosts();
+  /** The number of providers the service has now, as a function (read only when needed). */
+  get hostCount(): () => number {
+    return this.#hosts;
   }
 
   /** The breakers of `method` under `options`: one set per distinct configuration. */
@@ -248,7 +249,7 @@ export class AttemptRecorder implements AttemptObserver {
     const now = tickNow();
     const outliers = this.health.outliers;
     if (outliers !== undefined && error?.code !== "canceled") {
-      outliers.record(this.address, now, error !== undefined && isProviderFailure(error), this.health.hosts);
+      outliers.record(this.address, now, error !== undefined && isProviderFailure(error), this.health.hostCount);
     }
     const breaker = this.breaker;
     if (breaker === undefined) return;
