@@ -81,8 +81,8 @@ export interface ApplicationOptions {
   readonly forks?: number;
   /**
    * The retry budget of `failover`, per service: retries within any 10 s stay under `percent` of
-   * the calls plus `minPerSecond` per second, so retries cannot multiply the load of a struggling
-   * service. Default `{ percent: 0.2, minPerSecond: 10, ttlMs: 10000 }`; `false` turns it off.
+   * the calls, or `minPerSecond` per second when that is more, so retries cannot multiply the load
+   * of a struggling service. Default `{ percent: 0.2, minPerSecond: 10, ttlMs: 10000 }`; `false` turns it off.
    */
   readonly retryBudget?: RetryBudgetOptions | false;
   /**

@@ -76,7 +76,7 @@ describe("RetryBudget", () => {
     assert.equal(budget.exhausted, 11);
   });
 
-  it("allows percent of the deposits of the last ttl (the defaults: 20 % plus 10 per second)", () => {
+  it("allows percent of the deposits of the last ttl, or the floor when that is more (the defaults: 20 %, at least 10 per second)", () => {
     const budget = new RetryBudget({ percent: 0.5, minPerSecond: 0 });
     deposit(budget, 0, 4);
     assert.equal(budget.balance(0), 2);
@@ -87,7 +87,13 @@ describe("RetryBudget", () => {
     assert.equal(budget.balance(10_000), 0);
     const defaults = new RetryBudget();
     deposit(defaults, 0, 1000);
-    assert.equal(withdraw(defaults, 0, 1000), 300, "0.2 × 1000 + 10 × 10");
+    assert.equal(withdraw(defaults, 0, 1000), 200, "0.2 × 1000, more than the floor of 10 × 10: the floor adds nothing");
+    const quiet = new RetryBudget();
+    deposit(quiet, 0, 100);
+    assert.equal(withdraw(quiet, 0, 1000), 100, "0.2 × 100 = 20 is under the floor of 10 × 10");
+    const mixed = new RetryBudget({ percent: 0.5, minPerSecond: 1, ttlMs: 10_000 });
+    deposit(mixed, 0, 30);
+    assert.equal(withdraw(mixed, 0, 100), 15, "max(0.5 × 30, 1 × 10)");
   });
 
   it("allows a retry while retries < allowance: a fractional allowance is rounded up", () => {
@@ -118,7 +124,7 @@ describe("RetryBudget", () => {
     assert.equal(withdraw(budget, Number.NaN, 1), 0, "a non-finite now: no time passes, no throw");
   });
 
-  it("allows at most ⌈percent × D + floor⌉ retries in any 10 consecutive sub-buckets, D the deposits of those and the 9 before; refuses only when the last ttl is spent (property)", () => {
+  it("allows at most ⌈max(percent × D, floor)⌉ retries in any 10 consecutive sub-buckets, D the deposits of those and the 9 before; refuses only when the last ttl is spent (property)", () => {
     const event = fc.record({
       step: fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 0, max: 200 }) }, fc.integer({ min: 200, max: 3000 }), fc.integer({ min: -2000, max: -1 })),
       deposit: fc.boolean(),
@@ -152,9 +158,9 @@ describe("RetryBudget", () => {
             }
             const d = deposits.filter((b) => b > bucket - 10).length;
             const r = retries.filter((b) => b > bucket - 10).length;
-            assert.equal(budget.balance(now), percent * d + floor - r);
+            assert.equal(budget.balance(now), Math.max(percent * d, floor) - r);
             const allowed = budget.tryWithdraw(now);
-            assert.equal(allowed, r < percent * d + floor, `${r} retries, ${d} deposits in the window`);
+            assert.equal(allowed, r < Math.max(percent * d, floor), `${r} retries, ${d} deposits in the window`);
             if (allowed) retries.push(bucket);
             else refused++;
           });
@@ -164,7 +170,7 @@ describe("RetryBudget", () => {
             for (let k = b - 9; k <= b; k++) {
               const r = countIn(retries, k, k + 9);
               const d = countIn(deposits, k - 9, k + 9);
-              assert.ok(r - 1 < percent * d + floor, `${r} retries in sub-buckets ${k}..${k + 9} with ${d} deposits`);
+              assert.ok(r - 1 < Math.max(percent * d, floor), `${r} retries in sub-buckets ${k}..${k + 9} with ${d} deposits`);
             }
           }
         },

@@ -9,8 +9,8 @@ export interface RetryBudgetOptions {
   /** Retries allowed as a share of the original calls (deposits) of the last `ttlMs`; in [0, 1]. Default 0.2. */
   readonly percent?: number;
   /**
-   * Retries allowed per second on top of that share, so that a client with few calls can still
-   * retry; in [0, 1e7]. Default 10.
+   * Retries allowed per second when that share is smaller (a floor, not an addition), so that a
+   * client with few calls can still retry; in [0, 1e7]. Default 10.
    */
   readonly minPerSecond?: number;
   /** How long, in ms, a deposit or a retry counts; kept as 10 sub-buckets. In [1, 3600000]; default 10000. */
@@ -37,17 +37,21 @@ export function checkRetryBudgetOptions(value: unknown, option: string): Require
 }
 
 /**
- * A retry budget (Finagle's, and grpc's retry throttling in spirit): retries may add at most
- * `percent` to the load of original calls, plus a small floor. Each original call deposits
- * ({@link deposit}); each retry asks ({@link tryWithdraw}) and is allowed while the retries of the
- * last `ttlMs` number fewer than `percent × deposits of the last ttlMs + minPerSecond × ttlMs / 1000`.
- * So when every call fails, retries stop at about `percent` of the calls instead of multiplying
- * the load on a struggling provider.
+ * A retry budget (Envoy's and Finagle's, grpc's retry throttling in spirit): retries may add at
+ * most `percent` to the load of original calls, or a small floor when that is more. Each original
+ * call deposits ({@link deposit}); each retry asks ({@link tryWithdraw}) and is allowed while the
+ * retries of the last `ttlMs` number fewer than
+ * `max(percent × deposits of the last ttlMs, minPerSecond × ttlMs / 1000)`. So when every call
+ * fails, retries stop at `percent` of the calls (for a client making more than
+ * `minPerSecond / percent` calls per second; fewer calls may retry up to the floor) instead of
+ * multiplying the load on a struggling provider. The floor is a minimum, as Envoy's
+ * `min_retry_concurrency`, not an addition as Finagle's `minRetriesPerSec`: a busy client's
+ * retries then stay within `percent` exactly.
  *
  * "The last `ttlMs`" is a ring of 10 sub-buckets of `ttlMs / 10` ms, aligned to multiples of
  * `ttlMs / 10` from time 0: the current sub-bucket and the 9 before it. Guarantee (property
  * tested): the retries allowed in any 10 consecutive sub-buckets number at most
- * `⌈percent × D + minPerSecond × ttlMs / 1000⌉`, D being the deposits of those sub-buckets **and
+ * `⌈max(percent × D, minPerSecond × ttlMs / 1000)⌉`, D being the deposits of those sub-buckets **and
  * of the 9 before them** (deposits up to 0.9 × ttlMs older than the window can pay for its first
  * retries: that is the bucket granularity).
  *
@@ -88,7 +92,7 @@ export class RetryBudget {
   tryWithdraw(now: number): boolean {
     const window = this.#window;
     window.advance(now);
-    if (!(window.total(retries) < this.#percent * window.total(deposits) + this.#floor)) {
+    if (!(window.total(retries) < Math.max(this.#percent * window.total(deposits), this.#floor))) {
       this.#exhausted++;
       return false;
     }
@@ -97,12 +101,12 @@ export class RetryBudget {
   }
 
   /**
-   * Retries still allowed at `now`: `percent × deposits + floor − retries` over the last `ttlMs`
+   * Retries still allowed at `now`: `max(percent × deposits, floor) − retries` over the last `ttlMs`
    * (fractional; negative when deposits have left the window faster than retries). Changes nothing.
    */
   balance(now: number): number {
     const window = this.#window;
     const at = window.peek(now);
-    return this.#percent * window.totalAt(deposits, at) + this.#floor - window.totalAt(retries, at);
+    return Math.max(this.#percent * window.totalAt(deposits, at), this.#floor) - window.totalAt(retries, at);
   }
 }
