@@ -302,8 +302,10 @@ describe("localRegistry governance rules", () => {
       await writeFile(path, "");
       await until(() => seen.at(-1) === undefined, "an empty file as no rules");
       // Oversized: cut after the limit + 1 bytes, so the parser rejects it as too large.
+      // writeFile is not atomic: a poll may read part of it first (delivered, and refused by the
+      // parser like any junk); wait for the whole file's cut.
       await writeFile(path, `{"comment":"${"é".repeat(60_000)}"}`);
-      await until(() => seen.at(-1) !== undefined, "the oversized text");
+      await until(() => Buffer.byteLength(seen.at(-1) ?? "") > maxGovernanceRulesBytes, "the oversized text");
       const cut = seen.at(-1) ?? "";
       assert.ok(Buffer.byteLength(cut) > maxGovernanceRulesBytes && Buffer.byteLength(cut) <= maxGovernanceRulesBytes + 3, `${Buffer.byteLength(cut)} bytes`);
       assert.throws(() => parseGovernanceRules(cut), (error: unknown) => error instanceof FarcallError && error.reason === "bad_rules");
