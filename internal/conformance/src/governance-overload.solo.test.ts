@@ -205,6 +205,11 @@ describe("governance under overload, across processes (ZooKeeper registry)", { c
         b.note(`RELIABILITY.md T14 bars reported, not asserted: admitted p99 ${fixed(quantile(okLatency(steady), 0.99), 2)} ms against 2 × unloaded p99 = ${fixed(2 * quantile(okLatency(unloaded.records), 0.99), 2)} ms; rejection p99 ${fixed(quantile(overloaded, 0.99), 2)} ms against 5 ms`);
 
         b.check(overloaded.length > 0, "the provider shed nothing at 3 × capacity");
+        // The throttle's part: it refuses calls locally, so that sends the provider rejects stay
+        // near one per accepted call (k = 2), not two (3 × capacity sent as it came).
+        const lateRejectsPerAccept = sentLate.filter((r) => r.reason === "overloaded").length / Math.max(1, sentLate.filter((r) => r.code === "").length);
+        b.check(throttled.length > 0, "the adaptive throttle refused nothing at 3 × capacity");
+        b.check(lateRejectsPerAccept <= 1.5, `over the last 3 s of the step ${fixed(lateRejectsPerAccept, 2)} provider rejections per accepted call (bar: 1.5; the throttle aims at 1)`);
         b.check(goodput >= 0.9 * capacity.perS, `goodput ${fixed(goodput, 0)} calls/s is ${fixed((100 * goodput) / capacity.perS, 1)} % of the capacity ${fixed(capacity.perS, 0)}/s (bar ≥ 90 %; per provider CPU second ${fixed((100 * goodputPerCpuS) / capacity.perCpuS, 1)} % of capacity's)`);
         b.check(goodputPerCpuS >= 0.9 * capacity.perCpuS, `goodput ${fixed(goodputPerCpuS, 0)} calls per provider CPU second is ${fixed((100 * goodputPerCpuS) / capacity.perCpuS, 1)} % of capacity's ${fixed(capacity.perCpuS, 0)} (bar ≥ 90 %): the provider wasted its CPU`);
         b.check(recoveredAfter <= 5, `≥ 95 % of calls succeed in every second only from ${recoveredAfter} s after the step down (bar: 5 s)`);

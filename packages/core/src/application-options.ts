@@ -101,7 +101,7 @@ export interface ApplicationOptions {
    * Client-side adaptive throttling (Google SRE): when providers reject most calls with
    * `resource_exhausted`, calls are refused locally with probability
    * max(0, (requests − k × accepted) / (requests + 1)) over the last `windowMs`. Default off;
-   * `true` for `{ k: 2, windowMs: 10000 }`.
+   * `true` for `{ k: 2, windowMs: 5000 }`.
    */
   readonly adaptiveThrottle?: AdaptiveThrottleOptions | boolean;
   /**

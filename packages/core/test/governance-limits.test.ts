@@ -150,25 +150,26 @@ describe("consumer-side limits (end to end)", () => {
   it("a call that fails over holds one concurrency permit throughout and gives it back once, whether it ends in success or failure", async () => {
     const p1 = await w.provider("p1");
     const p2 = await w.provider("p2");
-    p1.fail("unavailable", "whoami");
+    p1.fail("unavailable", "slow");
     const app = w.consumer({ outlierDetection: false, retryBudget: false, adaptiveThrottle: true });
-    const users = app.client(Users, { maxConcurrent: 1 });
-    for (let i = 0; i < 20; i++) assert.equal(await users.whoami(), "p2");
-    assert.ok(p1.count("whoami") > 0, "some calls failed over from p1 to p2");
-    p2.fail("unavailable", "whoami");
-    for (let i = 0; i < 5; i++) assert.equal((await failure(users.whoami())).code, "unavailable");
-    // A permit given back twice would let two calls run now.
-    p1.heal();
+    const users = app.client(Users, { maxConcurrent: 2 });
+    const stop = new AbortController();
+    const long = withOptions(users, { signal: stop.signal });
+    // A long call holds one permit throughout: a permit given back twice by another call would
+    // then count it out, and let a third call run beside two.
+    const first = long.slow(60_000).catch((error: unknown) => error);
+    await untilTurns(() => p2.count("slow") === 1, "the long call running on p2");
+    for (let i = 0; i < 20; i++) assert.equal(await users.slow(0), "p2");
+    assert.ok(p1.count("slow") > 1, "some calls failed over from p1 to p2");
+    p2.fail("unavailable", "slow");
+    for (let i = 0; i < 5; i++) assert.equal((await failure(users.slow(0))).code, "unavailable");
     p2.heal();
-    p1.hold();
-    p2.hold();
-    const before = p1.count("whoami") + p2.count("whoami");
-    const running = users.whoami();
-    await untilTurns(() => p1.count("whoami") + p2.count("whoami") === before + 1, "one call running");
-    assertRefused(await failure(users.whoami()), "concurrency_limited", false);
-    p1.release();
-    p2.release();
-    assert.ok(["p1", "p2"].includes(await running));
+    const before = p2.count("slow");
+    const second = long.slow(60_000).catch((error: unknown) => error);
+    await untilTurns(() => p2.count("slow") === before + 1, "a second long call running");
+    assertRefused(await failure(users.slow(0)), "concurrency_limited", false);
+    stop.abort();
+    for (const ended of await Promise.all([first, second])) assert.equal((ended as FarcallError).code, "canceled");
   });
 
   it("an interceptor that throws synchronously fails the call with a rejected promise and gives its permit back", async () => {

@@ -4,7 +4,7 @@ import fc from "fast-check";
 import type { Call, Invoke, Reply } from "../../call/call.js";
 import { type Code, FarcallError } from "../../errors/farcall-error.js";
 import { failfast, failover } from "./failover.js";
-import type { ClusterView } from "./fault-tolerance.js";
+import { type ClusterView, type FinishingTolerance, settlesWith } from "./fault-tolerance.js";
 import { sampleEndpoint } from "../../registry/sample-endpoint.js";
 
 /** A cluster that always has an untried provider left. */
@@ -189,6 +189,56 @@ describe("failover", () => {
     assert.deepEqual(error.details, { address: "10.0.0.1:80", extra: 1, retryBudgetExhausted: true });
     assert.equal(error.stack, original.stack);
     assert.deepEqual(original.details, { address: "10.0.0.1:80", extra: 1 });
+  });
+
+  it("settlesWith: runs the caller's finish or fail exactly once, whatever throws while deciding on a retry", async () => {
+    const variant = (strategy: ReturnType<typeof failover>): FinishingTolerance => (strategy as unknown as { [settlesWith]: FinishingTolerance })[settlesWith];
+    const run = async (strategy: ReturnType<typeof failover>, attempt: Invoke, view: ClusterView = cluster): Promise<{ finished: unknown[]; failed: unknown[]; outcome: unknown }> => {
+      const finished: unknown[] = [];
+      const failed: unknown[] = [];
+      const outcome = await variant(strategy)(
+        makeCall(true),
+        attempt,
+        view,
+        (reply) => (finished.push(reply.value), `value ${String(reply.value)}`),
+        (error) => {
+          failed.push(error);
+          throw error;
+        },
+      ).then(
+        (value) => value,
+        (error: unknown) => error,
+      );
+      return { finished, failed, outcome };
+    };
+    const boom = new Error("boom");
+    // Success after a retry: finish once, with the retry's reply; the promise takes finish's value.
+    let r = await run(failover(), scripted([failure(1)]).attempt);
+    assert.deepEqual([r.finished, r.failed, r.outcome], [["ok 1"], [], "value ok 1"]);
+    // Final failure, and a retry the budget refuses.
+    r = await run(failover({ retries: 1 }), scripted([failure(1), failure(2)]).attempt);
+    assert.deepEqual([r.finished.length, r.failed.length, (r.outcome as FarcallError).message], [0, 1, "attempt 2 failed"]);
+    r = await run(failover({ budget: { deposit: () => {}, tryWithdraw: () => false } }), scripted([failure(1)]).attempt);
+    assert.deepEqual([r.failed.length, (r.outcome as FarcallError).details["retryBudgetExhausted"]], [1, true]);
+    // A budget, a clock or the cluster that throws while deciding; an attempt that gives no promise on the retry.
+    r = await run(failover({ budget: { deposit: () => {}, tryWithdraw: () => { throw boom; } } }), scripted([failure(1)]).attempt);
+    assert.deepEqual([r.finished.length, r.failed, r.outcome], [0, [boom], boom]);
+    const throwing: ClusterView = { endpoints: () => { throw boom; }, pick: () => undefined };
+    r = await run(failover(), scripted([failure(1)]).attempt, throwing);
+    assert.deepEqual([r.finished.length, r.failed, r.outcome], [0, [boom], boom]);
+    let attempts = 0;
+    const noPromise: Invoke = () => (attempts++ === 0 ? Promise.reject(failure(1)) : ("not a promise" as unknown as Promise<Reply>));
+    r = await run(failover(), noPromise);
+    assert.equal(r.failed.length, 1);
+    assert.ok(r.outcome instanceof TypeError, String(r.outcome));
+    // An attempt that throws synchronously is an attempt that failed (and is retried like one).
+    attempts = 0;
+    const throwsFirst: Invoke = () => {
+      if (attempts++ === 0) throw failure(1);
+      return Promise.resolve({ value: "second", metadata: undefined });
+    };
+    r = await run(failover(), throwsFirst);
+    assert.deepEqual([r.finished, r.failed.length], [["second"], 0]);
   });
 
   it("rejects bad options with bad_option", () => {

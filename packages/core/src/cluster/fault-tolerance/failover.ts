@@ -74,15 +74,19 @@ export function failover(options: FailoverOptions = {}): FaultTolerance {
   // whose reactions are also the caller's `finish` and `fail` (see `settlesWith`).
   const run = <R>(call: Call, attempt: Invoke, cluster: ClusterView | undefined, finish: ((reply: Reply) => R) | undefined, fail: (error: unknown) => R): Promise<R> =>
     attemptOf(attempt, call).then(finish as (reply: Reply) => R, (error: unknown): R | Promise<R> => {
-      let next: Call | undefined;
+      // Whatever throws while deciding (a router, a budget or clock given in code) still ends in
+      // `fail`, once: `fail` itself rethrows, so it is called outside the try.
+      let final: unknown = error;
       try {
-        next = retryOf(error, call, cluster);
+        const next = retryOf(error, call, cluster);
+        if (next !== undefined) {
+          if (budget === undefined || budget.tryWithdraw(now())) return run(next, attempt, cluster, finish, fail);
+          final = withDetails(error as FarcallError, { retryBudgetExhausted: true });
+        }
       } catch (thrown) {
-        return fail(thrown);
+        final = thrown;
       }
-      if (next === undefined) return fail(error);
-      if (budget !== undefined && !budget.tryWithdraw(now())) return fail(withDetails(error as FarcallError, { retryBudgetExhausted: true }));
-      return run(next, attempt, cluster, finish, fail);
+      return fail(final);
     });
   const finishing: FinishingTolerance =
     budget === undefined
