@@ -37,5 +37,5 @@ export type { Frame, ReceivedFrame } from "./protocol/binary/frame.js";
 export { WatchDelivery } from "./registry/watch-delivery.js";
 export { checkEndpoint, encodeEndpoint, registryClosedError, registryError } from "./registry/check-endpoint.js";
 export { badOption } from "./errors/farcall-error.js";
-export { checkRulesToPublish, formatGovernanceRules, maxGovernanceRulesBytes, parseGovernanceRules } from "./registry/governance-rules.js";
+export { checkRulesToPublish, formatGovernanceRules, maxGovernanceRulesBytes, parseGovernanceRules, RulesWrites, rulesTextOf } from "./registry/governance-rules.js";
 export type { GovernanceRules } from "./registry/governance-rules.js";

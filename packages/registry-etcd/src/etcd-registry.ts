@@ -2,11 +2,11 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { debuglog } from "node:util";
 import type { Endpoint, Registration, Registry, Unwatch, WatchOptions } from "@farcall/core/extension";
-import { defaultRegistryCacheDir, RegistryCache, WatchDelivery } from "@farcall/core/extension";
+import { defaultRegistryCacheDir, RegistryCache, RulesWrites, WatchDelivery } from "@farcall/core/extension";
 import { createEtcdClient, type EtcdAuth } from "./etcd-client.js";
 import { checkPrefix, consumersPrefix, providersPrefix, rulesKey } from "./etcd-keys.js";
 import { OwnedKeys, type OwnedKey } from "./etcd-owned-keys.js";
-import { rulesBytes, RulesWatch, RulesWrites, writeRulesKey } from "./etcd-rules.js";
+import { rulesBytes, RulesWatch, writeRulesKey } from "./etcd-rules.js";
 import { ServiceWatch } from "./etcd-service-watch.js";
 import { badOption, closedError, encodeEndpoint, etcdError } from "./errors.js";
 

@@ -1,53 +1,19 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { debuglog } from "node:util";
-import { FarcallError } from "@farcall/core/extension";
+import { checkRulesToPublish, rulesTextOf } from "@farcall/core/extension";
 import { type Etcd3, type IWatchResponse, isRecoverableError, type Watcher } from "etcd3";
 import { cancelWatcher } from "./etcd-watchers.js";
 
 const debug = debuglog("farcall:registry");
 
-/** Most bytes of a rules text: core's `maxGovernanceRulesBytes` (not exported to registry packages). */
-export const maxRulesBytes = 65_536;
-const serviceName = /^[A-Za-z0-9_.:\-/$]{1,256}$/;
-
-function badRules(path: "service" | "rules", problem: string): never {
-  throw new FarcallError("invalid_argument", `governance rules: ${path}: ${problem}`, { reason: "bad_rules", details: { path }, sent: false });
-}
-
 /**
- * Checks the arguments of `publishRules` as core's registries do and returns the bytes to store.
+ * Checks the arguments of `publishRules` as core's registries do (`checkRulesToPublish`) and
+ * returns the bytes to store.
  * @throws FarcallError `invalid_argument`, reason `bad_rules`, `details.path` `"service"` or `"rules"`.
  */
 export function rulesBytes(service: string, rules: string | undefined): Buffer | undefined {
-  if (typeof service !== "string" || !serviceName.test(service)) badRules("service", "expected a service name of 1..256 letters, digits or _ . : - / $");
-  if (rules === undefined) return undefined;
-  if (typeof rules !== "string" || rules.length === 0) badRules("rules", "expected a non-empty text, or undefined to delete the rules");
-  if (rules.length > maxRulesBytes) badRules("rules", `over ${maxRulesBytes} bytes`);
-  const bytes = Buffer.from(rules, "utf8");
-  if (bytes.length > maxRulesBytes) badRules("rules", `over ${maxRulesBytes} bytes`);
-  return bytes;
-}
-
-/** An untrusted value as a rules text: none for an empty one; cut after `maxRulesBytes` + 1 bytes, so the parser rejects a longer one. */
-function rulesText(value: Buffer | undefined): string | undefined {
-  if (value === undefined || value.length === 0) return undefined;
-  return value.subarray(0, maxRulesBytes + 1).toString("utf8");
-}
-
-/** Runs the rules writes of one registry instance one service at a time, in call order. */
-export class RulesWrites {
-  readonly #last = new Map<string, Promise<void>>();
-
-  /** Runs `write` after the writes of `service` called before it (whatever their outcome). */
-  run(service: string, write: () => Promise<void>): Promise<void> {
-    const next = (this.#last.get(service) ?? Promise.resolve()).catch(() => undefined).then(write);
-    this.#last.set(service, next);
-    const forget = (): void => {
-      if (this.#last.get(service) === next) this.#last.delete(service);
-    };
-    next.then(forget, forget);
-    return next;
-  }
+  checkRulesToPublish(service, rules);
+  return rules === undefined ? undefined : Buffer.from(rules, "utf8");
 }
 
 /**
@@ -178,7 +144,7 @@ export class RulesWatch {
     // The running watch may have applied a change newer than this read meanwhile: keep it.
     if (revision >= this.#revision) {
       this.#revision = revision;
-      this.#deliver(rulesText(response.kvs[0]?.value));
+      this.#deliver(rulesTextOf(response.kvs[0]?.value));
     }
     this.#dropWatcher();
     this.#watch(this.#revision + 1);
@@ -208,7 +174,7 @@ export class RulesWatch {
         if (revision <= this.#revision) continue;
         this.#revision = revision;
         this.#cancellations = 0;
-        this.#deliver(event.type === "Delete" ? undefined : rulesText(event.kv.value));
+        this.#deliver(event.type === "Delete" ? undefined : rulesTextOf(event.kv.value));
       }
       this.#revision = Math.max(this.#revision, Number(response.header.revision));
       resumeFrom();

@@ -1,8 +1,8 @@
 import { debuglog } from "node:util";
-import { maxEndpointBytes, type RegistryCache, WatchDelivery, type Endpoint } from "@farcall/core/extension";
+import { maxEndpointBytes, maxGovernanceRulesBytes, type RegistryCache, WatchDelivery, type Endpoint } from "@farcall/core/extension";
 import type { RedisConnection } from "./redis-connection.js";
 import { type GlobalKeys, serviceKeys, type ServiceKeys } from "./redis-keys.js";
-import { maxRulesBytes, RulesWatch } from "./redis-rules.js";
+import { RulesWatch } from "./redis-rules.js";
 import { readRulesScript, readScript, runScript } from "./redis-scripts.js";
 import { decodeEndpoints, ServiceWatch } from "./redis-service-watch.js";
 
@@ -230,7 +230,7 @@ export class Watches {
     let answer: unknown;
     try {
       answer = await connection.run(`read the rules of ${group.service}`, (client) =>
-        runScript(client, readRulesScript, [group.keys.rules, group.keys.version], [maxRulesBytes]),
+        runScript(client, readRulesScript, [group.keys.rules, group.keys.version], [maxGovernanceRulesBytes]),
       );
     } catch (error) {
       debug("redis: reading the rules of %s failed: %o", group.service, error);
@@ -241,7 +241,7 @@ export class Watches {
     const [version, text] = Array.isArray(answer) ? (answer as [unknown, unknown]) : [undefined, undefined];
     group.rulesVersion = typeof version === "string" ? version : String(version ?? "");
     if (this.#groups.get(group.service) !== group) return; // unwatched meanwhile
-    // GETRANGE stops after maxRulesBytes + 1 bytes: a longer text arrives cut, still over the limit.
+    // GETRANGE stops after maxGovernanceRulesBytes + 1 bytes: a longer text arrives cut, still over the limit.
     const rules = typeof text === "string" && text.length > 0 ? text : undefined;
     for (const w of group.rules) w.deliver(rules);
   }

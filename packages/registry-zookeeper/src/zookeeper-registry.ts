@@ -2,12 +2,12 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { debuglog } from "node:util";
 import type { Endpoint, Registration, Registry, Unwatch, WatchOptions } from "@farcall/core/extension";
-import { defaultRegistryCacheDir, RegistryCache, WatchDelivery } from "@farcall/core/extension";
+import { defaultRegistryCacheDir, RegistryCache, RulesWrites, WatchDelivery } from "@farcall/core/extension";
 import { badOption, closedError, encodeEndpoint, zookeeperError } from "./errors.js";
 import { aclsFor, type ZookeeperDigest } from "./zookeeper-acl.js";
 import { OwnedNodes, type OwnedNode } from "./zookeeper-owned-nodes.js";
 import { checkRoot, consumersPath, providersPath, rulesPath, servicePath } from "./zookeeper-paths.js";
-import { rulesBytes, RulesWatch, RulesWrites, writeRulesNode } from "./zookeeper-rules.js";
+import { rulesBytes, RulesWatch, writeRulesNode } from "./zookeeper-rules.js";
 import { ServiceWatch } from "./zookeeper-service-watch.js";
 import { ZookeeperSession } from "./zookeeper-session.js";
 

@@ -1,36 +1,18 @@
 import { debuglog } from "node:util";
-import { FarcallError } from "@farcall/core/extension";
+import { checkRulesToPublish, rulesTextOf } from "@farcall/core/extension";
 import zookeeper, { type ACL, type Event, type Stat } from "node-zookeeper-client";
 import type { ZookeeperSession } from "./zookeeper-session.js";
 
 const debug = debuglog("farcall:registry");
 
-/** Most bytes of a rules text: core's `maxGovernanceRulesBytes` (not exported to registry packages). */
-export const maxRulesBytes = 65_536;
-const serviceName = /^[A-Za-z0-9_.:\-/$]{1,256}$/;
-
-function badRules(path: "service" | "rules", problem: string): never {
-  throw new FarcallError("invalid_argument", `governance rules: ${path}: ${problem}`, { reason: "bad_rules", details: { path }, sent: false });
-}
-
 /**
- * Checks the arguments of `publishRules` as core's registries do and returns the bytes to store.
+ * Checks the arguments of `publishRules` as core's registries do (`checkRulesToPublish`) and
+ * returns the bytes to store.
  * @throws FarcallError `invalid_argument`, reason `bad_rules`, `details.path` `"service"` or `"rules"`.
  */
 export function rulesBytes(service: string, rules: string | undefined): Buffer | undefined {
-  if (typeof service !== "string" || !serviceName.test(service)) badRules("service", "expected a service name of 1..256 letters, digits or _ . : - / $");
-  if (rules === undefined) return undefined;
-  if (typeof rules !== "string" || rules.length === 0) badRules("rules", "expected a non-empty text, or undefined to delete the rules");
-  if (rules.length > maxRulesBytes) badRules("rules", `over ${maxRulesBytes} bytes`);
-  const bytes = Buffer.from(rules, "utf8");
-  if (bytes.length > maxRulesBytes) badRules("rules", `over ${maxRulesBytes} bytes`);
-  return bytes;
-}
-
-/** Untrusted node data as a rules text: none for no data; cut after `maxRulesBytes` + 1 bytes, so the parser rejects a longer one. */
-function rulesText(data: Buffer | undefined): string | undefined {
-  if (data === undefined || data.length === 0) return undefined;
-  return data.subarray(0, maxRulesBytes + 1).toString("utf8");
+  checkRulesToPublish(service, rules);
+  return rules === undefined ? undefined : Buffer.from(rules, "utf8");
 }
 
 function hasCode(error: unknown, code: number): boolean {
@@ -80,22 +62,6 @@ export async function writeRulesNode(node: RulesNode, data: Buffer | undefined):
       // Created meanwhile (by someone else, or by this create's first attempt): set it.
       if (!hasCode(error, zookeeper.Exception.NODE_EXISTS)) throw error;
     }
-  }
-}
-
-/** Runs the rules writes of one registry instance one service at a time, in call order. */
-export class RulesWrites {
-  readonly #last = new Map<string, Promise<void>>();
-
-  /** Runs `write` after the writes of `service` called before it (whatever their outcome). */
-  run(service: string, write: () => Promise<void>): Promise<void> {
-    const next = (this.#last.get(service) ?? Promise.resolve()).catch(() => undefined).then(write);
-    this.#last.set(service, next);
-    const forget = (): void => {
-      if (this.#last.get(service) === next) this.#last.delete(service);
-    };
-    next.then(forget, forget);
-    return next;
   }
 }
 
@@ -191,7 +157,7 @@ export class RulesWatch {
       }
       data = undefined;
     }
-    this.#deliver(rulesText(data));
+    this.#deliver(rulesTextOf(data));
   }
 
   #deliver(rules: string | undefined): void {

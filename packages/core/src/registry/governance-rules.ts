@@ -265,3 +265,32 @@ export function checkRulesToPublish(service: string, rules: string | undefined):
     bad("rules", `over ${maxGovernanceRulesBytes} bytes`);
   }
 }
+
+/**
+ * Untrusted stored bytes (a registry node's data, a key's value) as a rules text: undefined for
+ * none or empty; cut after {@link maxGovernanceRulesBytes} + 1 bytes, so that
+ * {@link parseGovernanceRules} refuses a longer one as too large instead of it being read whole.
+ */
+export function rulesTextOf(bytes: Buffer | undefined): string | undefined {
+  if (bytes === undefined || bytes.length === 0) return undefined;
+  return bytes.subarray(0, maxGovernanceRulesBytes + 1).toString("utf8");
+}
+
+/**
+ * Runs the rules writes of one registry instance one service at a time, in call order, so that
+ * the last `publishRules` called is the one that stays. Shared by every registry.
+ */
+export class RulesWrites {
+  readonly #last = new Map<string, Promise<void>>();
+
+  /** Runs `write` after the writes of `service` called before it (whatever their outcome). */
+  run(service: string, write: () => Promise<void>): Promise<void> {
+    const next = (this.#last.get(service) ?? Promise.resolve()).catch(() => undefined).then(write);
+    this.#last.set(service, next);
+    const forget = (): void => {
+      if (this.#last.get(service) === next) this.#last.delete(service);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+}

@@ -6,7 +6,7 @@ import { debuglog } from "node:util";
 import { badOption, FarcallError } from "../errors/farcall-error.js";
 import type { Endpoint } from "./endpoint.js";
 import { checkEndpoint, registryClosedError } from "./check-endpoint.js";
-import { checkRulesToPublish } from "./governance-rules.js";
+import { checkRulesToPublish, RulesWrites } from "./governance-rules.js";
 import {
   currentHost,
   type EntryFile,
@@ -104,8 +104,8 @@ export function localRegistry(options: LocalRegistryOptions = {}): Registry {
   const instance = randomBytes(6).toString("hex");
   const entries = new Set<LocalEntry>();
   const watches = new Set<ServiceWatch | RulesWatch>();
-  /** service → the last rules write of this instance, so that writes land in call order. */
-  const rulesWrites = new Map<string, Promise<void>>();
+  /** This instance's rules writes, landing in call order per service. */
+  const rulesWrites = new RulesWrites();
   const tasks = new Set<Promise<unknown>>();
   let sequence = 0;
   let prepared: Promise<void> | undefined;
@@ -236,14 +236,7 @@ export function localRegistry(options: LocalRegistryOptions = {}): Registry {
       return Promise.reject(error);
     }
     if (closing !== undefined) return Promise.reject(registryClosedError("local"));
-    const previous = rulesWrites.get(service) ?? Promise.resolve();
-    const write = previous.catch(() => undefined).then(() => writeRulesNow(service, rules));
-    rulesWrites.set(service, write);
-    const forget = (): void => {
-      if (rulesWrites.get(service) === write) rulesWrites.delete(service);
-    };
-    write.then(forget, forget);
-    return track(write);
+    return track(rulesWrites.run(service, () => writeRulesNow(service, rules)));
   }
 
   function watchRules(service: string, onChange: (rules: string | undefined) => void): Unwatch {
