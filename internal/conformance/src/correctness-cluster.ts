@@ -1,19 +1,17 @@
 // The harness of the correctness fault tests (correctness-faults.test.ts): provider processes that
 // record every request they execute (correctness-provider-process.ts), one consumer application in
 // this process whose every call and attempt is logged, and the analysis both sides feed.
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type Application, createApplication, FarcallError, type Interceptor, type Registry, type Stub } from "@farcall/core";
 import { FrameDecoder, FrameFlags, type Link, type Transport, tcpTransport } from "@farcall/core/extension";
 import { zookeeperRegistry } from "@farcall/registry-zookeeper";
 import { attemptMetadataKey, type ProviderMode, type ProviderRecord, readRecord } from "./correctness-records.js";
 import { FaultsEcho, type FaultsEchoService, type Served } from "./faults-echo.js";
 import type { LoadCall } from "./paced-load.js";
-import { awaitExit, type ProviderProcess, signal } from "./processes.js";
+import { awaitExit, killAll, type ProviderProcess, signal, spawnReporting } from "./processes.js";
 import { TimedWatch } from "./timed-watch.js";
 import { until } from "./until.js";
 import type { ZookeeperServer } from "./zookeeper-server.js";
@@ -24,66 +22,17 @@ export interface CorrectnessProvider extends ProviderProcess {
   readonly address: string;
 }
 
-/** Children spawned here and not yet seen exiting, for {@link killCorrectnessProviders}. */
-const live = new Set<ChildProcess>();
-
 /**
  * Spawns a correctness provider registered through `registry` and waits, at most `timeoutMs`, for
  * its JSON line; a child that does not report in time is SIGKILLed.
  */
 async function spawnProvider(name: string, registry: string, recordPath: string, env: Record<string, string>, timeoutMs = 20_000): Promise<CorrectnessProvider> {
-  const script = fileURLToPath(new URL("./correctness-provider-process.js", import.meta.url));
-  const child = spawn(process.execPath, [script, name], {
-    env: { ...process.env, ...env, FARCALL_REGISTRY: registry, CORRECTNESS_RECORD: recordPath },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  live.add(child);
-  const exited = new Promise<string>((resolve) =>
-    child.once("exit", (code, sig) => {
-      live.delete(child);
-      resolve(sig ?? String(code));
-    }),
-  );
-  try {
-    const line = await new Promise<string>((resolve, reject) => {
-      let buffered = "";
-      const timer = setTimeout(() => reject(new Error(`provider ${name} did not register within ${timeoutMs} ms`)), timeoutMs);
-      child.stdout?.on("data", (chunk: Buffer) => {
-        buffered += chunk.toString();
-        const end = buffered.indexOf("\n");
-        if (end < 0) return;
-        clearTimeout(timer);
-        resolve(buffered.slice(0, end));
-      });
-      void exited.then((how) => {
-        clearTimeout(timer);
-        reject(new Error(`provider ${name} exited (${how}) before registering`));
-      });
-    });
-    const { port, pid, registeredAt } = JSON.parse(line) as { port: number; pid: number; registeredAt: number };
-    if (!Number.isInteger(port) || pid !== child.pid || !Number.isFinite(registeredAt)) throw new Error(`provider ${name} printed ${line}`);
-    child.stdout?.resume();
-    return { name, pid, port, registeredAt, child, exited, recordPath, address: `127.0.0.1:${port}` };
-  } catch (error) {
-    signal(child, "SIGKILL");
-    throw error;
-  }
+  const started = await spawnReporting(new URL("./correctness-provider-process.js", import.meta.url), name, { ...env, FARCALL_REGISTRY: registry, CORRECTNESS_RECORD: recordPath }, timeoutMs);
+  return { ...started, recordPath, address: `127.0.0.1:${started.port}` };
 }
 
 /** SIGKILLs every provider spawned here that still runs, each by its pid, and waits (5 s at most). */
-export async function killCorrectnessProviders(): Promise<void> {
-  const exits = [...live].map(
-    (child) =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        signal(child, "SIGKILL");
-      }),
-  );
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([Promise.all(exits), new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)))]);
-  clearTimeout(timer);
-}
+export const killCorrectnessProviders = killAll;
 
 /** One attempt of a call as the consumer's attempt interceptor saw it. */
 export interface AttemptLog {

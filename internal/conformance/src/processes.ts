@@ -24,10 +24,19 @@ function running(child: ChildProcess): boolean {
  * Spawns a provider process registered through `registry` (a registry address) and waits, at
  * most `timeoutMs`, for its JSON line. A child that does not report in time is SIGKILLed.
  */
-export async function spawnProvider(name: string, registry: string, timeoutMs = 20_000): Promise<ProviderProcess> {
-  const script = fileURLToPath(new URL("./fault-provider-process.js", import.meta.url));
-  const child = spawn(process.execPath, [script, name], {
-    env: { ...process.env, FARCALL_REGISTRY: registry },
+export function spawnProvider(name: string, registry: string, timeoutMs = 20_000): Promise<ProviderProcess> {
+  return spawnReporting(new URL("./fault-provider-process.js", import.meta.url), name, { FARCALL_REGISTRY: registry }, timeoutMs);
+}
+
+/**
+ * Spawns `script` (a provider process of this directory) with `name` as its argument and `env`
+ * over this process's environment, and waits, at most `timeoutMs`, for the JSON line it prints
+ * once registered (`{ port, pid, registeredAt }`). A child that does not report in time, or
+ * reports something else, is SIGKILLed; {@link killAll} ends the others.
+ */
+export async function spawnReporting(script: URL, name: string, env: Record<string, string>, timeoutMs = 20_000): Promise<ProviderProcess> {
+  const child = spawn(process.execPath, [fileURLToPath(script), name], {
+    env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
   live.add(child);
