@@ -4,6 +4,7 @@ import type { Endpoint } from "../../registry/endpoint.js";
 import { HashRing, hashString } from "./hash-ring.js";
 import type { LoadBalancer } from "./load-balancer.js";
 import { weightedRandom } from "./weighted-random.js";
+import { scalarText } from "../../call/scalar-text.js";
 
 /**
  * Where the consistent-hash balancer reads a call's key (sticky sessions: calls with the same key
@@ -93,24 +94,12 @@ export function consistentHash(options: ConsistentHashOptions = {}): LoadBalance
 }
 
 function keyReader(hashKey: HashKey): (call: Call) => string | undefined {
-  if (typeof hashKey === "function") return (call) => keyText(hashKey(call));
+  if (typeof hashKey === "function") return (call) => scalarText(hashKey(call));
   if ("argument" in hashKey) {
     const index = hashKey.argument;
-    return (call) => keyText(call.args[index]);
+    return (call) => scalarText(call.args[index]);
   }
   const name = hashKey.metadata;
-  return (call) => keyText(call.metadata[name]);
+  return (call) => scalarText(call.metadata[name]);
 }
 
-function keyText(value: unknown): string | undefined {
-  switch (typeof value) {
-    case "string":
-      return value;
-    case "number":
-    case "bigint":
-    case "boolean":
-      return String(value);
-    default:
-      return undefined;
-  }
-}

@@ -2,6 +2,7 @@ import type { Call } from "../../call/call.js";
 import { FarcallError } from "../../errors/farcall-error.js";
 import type { Endpoint } from "../../registry/endpoint.js";
 import type { RouteContext } from "./router.js";
+import { scalarText } from "../../call/scalar-text.js";
 
 /** `=`: the subject matches any of the values; `!=`: it matches none of them. */
 export type ConditionOperator = "=" | "!=";
@@ -118,10 +119,10 @@ export function matchesWhen(rule: ConditionRule, call: Call, context: RouteConte
         subject = context.host;
         break;
       case "arguments":
-        subject = textOf(call.args[c.index]);
+        subject = scalarText(call.args[c.index]);
         break;
       case "metadata":
-        subject = Object.hasOwn(call.metadata, c.name) ? textOf(call.metadata[c.name]) : undefined;
+        subject = Object.hasOwn(call.metadata, c.name) ? scalarText(call.metadata[c.name]) : undefined;
         break;
     }
     if (!holds(c, subject)) return false;
@@ -205,19 +206,6 @@ function globTest(glob: Glob, subject: string): boolean {
     at = found + part.length;
   }
   return true;
-}
-
-function textOf(value: unknown): string | undefined {
-  switch (typeof value) {
-    case "string":
-      return value;
-    case "number":
-    case "bigint":
-    case "boolean":
-      return String(value);
-    default:
-      return undefined;
-  }
 }
 
 type Side = "when" | "then";
